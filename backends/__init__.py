@@ -1,0 +1,1 @@
+"""Engine backends, installed as `nebulae.backends`: `torch/` and `jax/` mirror each other file for file."""

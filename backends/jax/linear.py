@@ -1,0 +1,38 @@
+"""Dense and Embed on JAX: weights stored (out, in) as torch.nn.Linear stores them."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from nebulae.astro import init as _init
+
+from .craft import Craft
+
+
+def parameter(array: np.ndarray | None) -> nnx.Param | None:
+    """Wrap an initialised NumPy array as a trainable parameter (None stays None)."""
+    return None if array is None else nnx.Param(jnp.asarray(array))
+
+
+class Dense(Craft):
+    """Fully connected layer y = x W^T + b over axis `axis` (default last); W has shape (out_chs, in_chs)."""
+
+    def __init__(self, in_chs: int, out_chs: int, axis: int = -1, w_init=None, b_init=None, scope: str = "DENSE"):
+        super().__init__(scope)
+        self.in_chs, self.out_chs, self.axis = in_chs, out_chs, axis
+        self.weight = parameter(_init.make(w_init or _init.XavierNorm(), (out_chs, in_chs)))
+        self.bias = parameter(_init.make(b_init or _init.Zeros(), (out_chs,)))
+
+    def run(self, x):
+        moved = self.axis not in (-1, x.ndim - 1)
+        if moved:
+            x = jnp.moveaxis(x, self.axis, -1)
+        y = x @ self.weight.get_value().T
+        if self.bias is not None:
+            y = y + self.bias.get_value()
+        return jnp.moveaxis(y, -1, self.axis) if moved else y
+
+    def weights(self):
+        return self.weight

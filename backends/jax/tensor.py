@@ -1,0 +1,65 @@
+"""coat and shell on JAX: NumPy (or Python) data onto the engine's device, and back."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_device = None  # None: JAX's default device
+_sharding = None  # set by Multiverse: batch-sharded placement
+
+
+def set_device(device) -> None:
+    """Make `coat` place data on this device (called by cockpit.Engine)."""
+    global _device
+    _device = device
+
+
+def device():
+    """The device `coat` places data on (None means JAX's default)."""
+    return _device
+
+
+def _refuse_tracer(datum, what: str) -> None:
+    if isinstance(datum, jax.core.Tracer):
+        raise RuntimeError(
+            f"{what}() was called inside a compiled step (on a traced value); call it outside the step's run"
+        )
+
+
+def coat(datum, as_const: bool = True):
+    """Put a number, NumPy array or array on the engine's device (`as_const` is accepted for symmetry)."""
+    if isinstance(datum, dict):
+        return {k: coat(v, as_const) for k, v in datum.items()}
+    if isinstance(datum, (list, tuple)) and datum and not isinstance(datum[0], (int, float, bool)):
+        return type(datum)(coat(v, as_const) for v in datum)
+    _refuse_tracer(datum, "coat")
+    if not isinstance(datum, jax.Array):
+        datum = np.asarray(datum)
+        if datum.dtype == np.float64:
+            datum = datum.astype(np.float32)
+    target = _sharding if _sharding is not None else _device
+    return jax.device_put(datum, target) if target is not None else jnp.asarray(datum)
+
+
+def shell(datum, as_np: bool = True):
+    """Bring an array back from the device: a NumPy array, or a Python scalar for one element."""
+    if isinstance(datum, dict):
+        return {k: shell(v, as_np) for k, v in datum.items()}
+    if isinstance(datum, (list, tuple)):
+        return type(datum)(shell(v, as_np) for v in datum)
+    _refuse_tracer(datum, "shell")
+    if not isinstance(datum, (jax.Array, np.ndarray, np.generic)):
+        return datum
+    if not as_np:
+        return datum
+    array = np.asarray(jax.device_get(datum))
+    if array.size == 1:
+        return array.item()
+    return array
+
+
+def devices() -> list[str]:
+    """The devices JAX can use here."""
+    return [str(d) for d in jax.devices()]

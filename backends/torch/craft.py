@@ -1,0 +1,121 @@
+"""Craft on torch: the model base class, a `torch.nn.Module` whose forward is the user's `run`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nebulae.astro import gearbox, statedict
+
+from . import mode as _mode
+
+
+class Craft(nn.Module):
+    """Base class of every model, layer and step: implement `run(*args, **kwargs)`; calling the craft runs it.
+
+    `scope` names checkpoint files and summaries. Lists, tuples and dicts of crafts assigned as
+    attributes are registered automatically (no ModuleList needed).
+    """
+
+    def __init__(self, scope: str = "CRAFT"):
+        super().__init__()
+        self.scope = scope
+
+    def run(self, *args, **kwargs):
+        """The forward computation; subclasses define it."""
+        raise TypeError(f"{type(self).__name__} must define run(...)")
+
+    def forward(self, *args, **kwargs):
+        return self.run(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        ctx = gearbox.active()
+        if isinstance(ctx, _mode.Prober) and ctx.wrt and not getattr(ctx, "_busy", False):
+            return _probe(self, ctx, args, kwargs)
+        return super().__call__(*args, **kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, nn.Module) for v in value):
+            value = nn.ModuleList(value)
+        elif isinstance(value, dict) and value and all(isinstance(v, nn.Module) for v in value.values()):
+            value = nn.ModuleDict(value)
+        super().__setattr__(name, value)
+
+    def gear(self, gr) -> Craft:
+        """Set train (True) / eval (False) mode, take a Rudder/Prober/Nozzle's mode, or place on an Engine.
+
+        Inside a mode context the setting lasts until the context exits; outside, it persists.
+        """
+        if hasattr(gr, "place"):
+            gr.place(self)
+            return self
+        flag = gearbox.as_training(gr)
+        ctx = gearbox.active()
+        if ctx is None:
+            self.train(flag)
+            return self
+        ctx.override((id(m) for m in self.modules() if isinstance(m, Craft)), flag)
+        for m in self.modules():
+            if not isinstance(m, Craft) and m.training != flag:
+                ctx.remember(m)
+                m.training = flag
+        return self
+
+    def is_training(self) -> bool:
+        """Whether this craft runs in train mode now (context, in-context gear, then its own flag)."""
+        return gearbox.training_of(self, self.training)
+
+    def vars(self) -> list[torch.Tensor]:
+        """All parameters, as a list."""
+        return list(self.parameters())
+
+    def weights(self):
+        """The main weight tensor of a parametric layer."""
+        raise TypeError(f"{type(self).__name__} has no single weight tensor; use vars() or export_weights()")
+
+    def export_weights(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers (BN statistics) as {path: NumPy array}, paths joined with '/'."""
+        return {k.replace(".", "/"): v.detach().cpu().numpy().copy() for k, v in self.state_dict().items()}
+
+    def import_weights(self, arrays: dict[str, np.ndarray], strict: bool = True) -> statedict.LoadReport:
+        """Load {path: array} into this craft's parameters and buffers; strict raises on any mismatch."""
+        own = {k.replace(".", "/"): v for k, v in self.state_dict(keep_vars=True).items()}
+        report = statedict.compare({k: tuple(v.shape) for k, v in own.items()}, arrays)
+        if strict and not report.clean:
+            raise KeyError(f"{type(self).__name__}.import_weights: {report}")
+        bad = {k for k, *_ in report.mismatched}
+        with torch.no_grad():
+            for key, target in own.items():
+                if key in arrays and key not in bad:
+                    target.copy_(torch.as_tensor(np.asarray(arrays[key]), dtype=target.dtype))
+        return report
+
+
+def _probe(craft: Craft, ctx, args, kwargs):
+    """Run a top-level call under Prober(wrt=...) and keep the gradients of its scalar output."""
+    args = list(args)
+    for i in ctx.wrt:
+        args[i] = args[i].detach().requires_grad_(True)
+    ctx._busy = True
+    try:
+        with torch.enable_grad():
+            out = nn.Module.__call__(craft, *args, **kwargs)
+            target = out[0] if isinstance(out, (tuple, list)) else out
+            if target.numel() != 1:
+                raise ValueError(
+                    f"Prober needs the step to return a scalar (first output), got shape {tuple(target.shape)}"
+                )
+            named = [(k.replace(".", "/"), p) for k, p in craft.named_parameters() if p.requires_grad]
+            leaves = [args[i] for i in ctx.wrt] + [p for _, p in named]
+            grads = torch.autograd.grad(target, leaves, allow_unused=True)
+    finally:
+        ctx._busy = False
+    n = len(ctx.wrt)
+    ctx.grads = {
+        "inputs": {i: g for i, g in zip(ctx.wrt, grads[:n])},
+        "params": {k: (g if g is not None else torch.zeros_like(p)) for (k, p), g in zip(named, grads[n:])},
+    }
+    return out

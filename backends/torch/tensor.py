@@ -1,0 +1,60 @@
+"""coat and shell on torch: NumPy (or Python) data onto the engine's device, and back."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_device = torch.device("cpu")
+
+
+def set_device(device: str | torch.device) -> None:
+    """Make `coat` place data on this device (called by cockpit.Engine)."""
+    global _device
+    _device = torch.device(device)
+
+
+def device() -> torch.device:
+    """The device `coat` places data on."""
+    return _device
+
+
+def coat(datum, as_const: bool = True):
+    """Put a number, NumPy array or tensor on the engine's device; `as_const=False` makes it require grad."""
+    if isinstance(datum, dict):
+        return {k: coat(v, as_const) for k, v in datum.items()}
+    if isinstance(datum, (list, tuple)) and datum and not isinstance(datum[0], (int, float, bool)):
+        return type(datum)(coat(v, as_const) for v in datum)
+    if isinstance(datum, torch.Tensor):
+        tensor = datum.to(_device, non_blocking=True)
+    else:
+        array = np.asarray(datum)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(_device, non_blocking=True)
+    if not as_const:
+        tensor = tensor.detach().requires_grad_(True)
+    return tensor
+
+
+def shell(datum, as_np: bool = True):
+    """Bring a tensor back from the device: a NumPy array, or a Python scalar for one element."""
+    if isinstance(datum, dict):
+        return {k: shell(v, as_np) for k, v in datum.items()}
+    if isinstance(datum, (list, tuple)):
+        return type(datum)(shell(v, as_np) for v in datum)
+    if not isinstance(datum, torch.Tensor):
+        return datum
+    if not as_np:
+        return datum.detach().cpu()
+    if datum.numel() == 1:
+        return datum.item()
+    return datum.detach().cpu().numpy()
+
+
+def devices() -> list[str]:
+    """The devices torch can use here."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return names

@@ -1,0 +1,1 @@
+"""aerolog: training dashboards (DashBoard) and model summaries (Inspector)."""

@@ -1,0 +1,1 @@
+"""cockpit: devices (Engine), checkpoints (TimeMachine) and data parallelism (Multiverse)."""

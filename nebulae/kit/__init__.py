@@ -1,0 +1,1 @@
+"""kit: utilities shared by both engines (seeding, timing, configuration, GPU monitoring)."""

@@ -1,0 +1,107 @@
+"""Law: the process-wide choice of engine, and the one place that binds it.
+
+`Law.CORE` names the engine ('pytorch', alias 'torch', or 'jax'; case-insensitive). The
+environment variable ``NEB_CORE`` gives the default; with neither, 'pytorch'. The engine is
+bound on the first engine-specific use (the first `dock.Craft`, `dock.coat`, ...); after that a
+different CORE is refused with an error that says which engine is bound and where.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import threading
+import traceback
+from types import ModuleType
+
+ENGINES = {"pytorch": "torch", "torch": "torch", "jax": "jax"}
+CANONICAL = {"torch": "pytorch", "jax": "jax"}
+EXTRAS = {"torch": ("torch",), "jax": ("jax", "flax", "optax")}
+
+_lock = threading.RLock()
+_chosen: str | None = None  # canonical name set through Law.CORE
+_bound: str | None = None  # canonical name once a backend was imported
+_bound_where: str = ""
+_backend: ModuleType | None = None
+
+
+def canonical(name: object) -> str:
+    """Return the canonical engine name ('pytorch' or 'jax') for `name`, or raise ValueError."""
+    if not isinstance(name, str) or name.strip().lower() not in ENGINES:
+        valid = ", ".join(repr(k) for k in ENGINES)
+        raise ValueError(f"nebulae: unknown engine {name!r}; valid names are {valid} (case-insensitive)")
+    return CANONICAL[ENGINES[name.strip().lower()]]
+
+
+def _default() -> str:
+    env = os.environ.get("NEB_CORE")
+    if env:
+        try:
+            return canonical(env)
+        except ValueError as e:
+            raise ValueError(f"{e} (from the environment variable NEB_CORE)") from None
+    return "pytorch"
+
+
+class _LawMeta(type):
+    @property
+    def CORE(cls) -> str:
+        """The engine in force: the bound one, else the chosen one, else NEB_CORE, else 'pytorch'."""
+        return _bound or _chosen or _default()
+
+    @CORE.setter
+    def CORE(cls, name: str) -> None:
+        global _chosen
+        engine = canonical(name)
+        with _lock:
+            if _bound is not None and engine != _bound:
+                raise RuntimeError(
+                    f"nebulae: the engine is already bound to {_bound!r} (bound at {_bound_where}); "
+                    f"it cannot switch to {engine!r} in this process. Set nebulae.Law.CORE (or NEB_CORE) "
+                    "before the first model, tensor or step is built."
+                )
+            _chosen = engine
+
+    @property
+    def BOUND(cls) -> str | None:
+        """The bound engine's canonical name, or None before the first engine-specific use."""
+        return _bound
+
+
+class Law(metaclass=_LawMeta):
+    """Process-wide settings: `Law.CORE` selects the engine before anything engine-specific is built."""
+
+
+def _where() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if not os.path.abspath(frame.filename).startswith(here) and "importlib" not in frame.filename:
+            return f"{frame.filename}:{frame.lineno}"
+    return "<nebulae internals>"
+
+
+def backend() -> ModuleType:
+    """Bind the engine named by `Law.CORE` (once) and return its backend package."""
+    global _bound, _bound_where, _backend
+    if _backend is not None:
+        return _backend
+    with _lock:
+        if _backend is not None:
+            return _backend
+        engine = Law.CORE
+        short = ENGINES[engine]
+        for dist in EXTRAS[short]:
+            if importlib.util.find_spec(dist) is None:
+                raise ImportError(
+                    f"nebulae: the {engine!r} engine needs the package {dist!r}, which is not installed. "
+                    f"Install it with: pip install 'nebulae[{short}]'"
+                )
+        module = importlib.import_module(f"nebulae.backends.{short}")
+        _bound, _bound_where, _backend = engine, _where(), module
+        return module
+
+
+def bound_backend() -> ModuleType | None:
+    """The bound backend package, or None when nothing is bound yet (never binds)."""
+    return _backend

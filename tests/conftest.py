@@ -1,0 +1,62 @@
+"""Test set-up: the suite runs once per engine (NEB_CORE=pytorch, then NEB_CORE=jax; see Makefile).
+
+- `dock` is the front catalogue, bound to the engine of this pass: tests written with it run on
+  both engines across the two passes.
+- `both` gives the two backend docks side by side (imported directly, bypassing the binding) for
+  parity tests, which compare engines in one process; they are marked `once`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def engine() -> str:
+    """The engine of this pass ('pytorch' or 'jax')."""
+    import nebulae
+
+    return nebulae.Law.CORE
+
+
+@pytest.fixture(scope="session")
+def dock():
+    """The front dock, bound to this pass's engine."""
+    from nebulae.astro import dock as front
+
+    front.Craft  # noqa: B018 (binds)
+    return front
+
+
+@pytest.fixture(scope="session")
+def both():
+    """(torch dock, jax dock) imported directly, for cross-engine parity in one process."""
+    from nebulae.backends.jax import dock as jdock
+    from nebulae.backends.torch import dock as tdock
+
+    return tdock, jdock
+
+
+def run_python(code: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter from the repository root (for binding tests)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "NEB_CORE"}
+    full_env["PYTHONPATH"] = str(ROOT)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_close(a, b, rtol=1e-5, atol=1e-5, what=""):
+    """np.testing.assert_allclose on NumPy copies, with a label."""
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol, err_msg=what)

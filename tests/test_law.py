@@ -1,0 +1,94 @@
+"""Binding the engine: Law.CORE, NEB_CORE, late switches, unknown names, missing engines, light import."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_python
+
+pytestmark = pytest.mark.once
+
+
+def test_import_nebulae_is_light():
+    r = run_python(
+        "import nebulae, nebulae.astro.dock, nebulae.fuel, nebulae.aerolog, nebulae.cockpit, nebulae.kit, sys\n"
+        "bad = {'torch', 'jax', 'flax'} & set(sys.modules)\n"
+        "assert not bad, bad\nprint('light')"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "light" in r.stdout
+
+
+@pytest.mark.parametrize("name, bound", [("jax", "jax"), ("JAX", "jax"), ("torch", "pytorch"), ("PyTorch", "pytorch")])
+def test_set_before_use_binds_that_engine(name, bound):
+    r = run_python(
+        "import sys, nebulae\n"
+        f"nebulae.Law.CORE = {name!r}\n"
+        "from nebulae.astro import dock\n"
+        "c = dock.Dense(2, 3)\n"
+        "print(nebulae.Law.CORE, nebulae.Law.BOUND, type(c).__module__)"
+    )
+    assert r.returncode == 0, r.stderr
+    core, bound_name, module = r.stdout.split()
+    assert core == bound_name == bound
+    assert module.startswith(f"nebulae.backends.{'torch' if bound == 'pytorch' else 'jax'}.")
+
+
+def test_env_var_gives_default_and_default_is_pytorch():
+    r = run_python(
+        "import nebulae\nfrom nebulae.astro import dock\ndock.Craft\nprint(nebulae.Law.BOUND)", {"NEB_CORE": "jax"}
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "jax"
+    r = run_python("import nebulae\nfrom nebulae.astro import dock\ndock.Craft\nprint(nebulae.Law.BOUND)")
+    assert r.stdout.strip() == "pytorch"
+
+
+def test_order_of_import_and_setting_does_not_matter_before_first_use():
+    r = run_python(
+        "from nebulae.astro import dock\nimport nebulae as neb\nneb.Law.CORE = 'jax'\n"
+        "import sys\nassert 'torch' not in sys.modules\nprint(type(dock.Relu()).__module__)"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().startswith("nebulae.backends.jax")
+
+
+def test_switch_after_binding_is_refused_with_where_it_was_bound():
+    r = run_python(
+        "import nebulae\nnebulae.Law.CORE = 'pytorch'\nfrom nebulae.astro import dock\nnet = dock.Dense(2, 2)\n"
+        "nebulae.Law.CORE = 'pytorch'  # same engine: fine\n"
+        "nebulae.Law.CORE = 'jax'\n"
+    )
+    assert r.returncode != 0
+    assert "RuntimeError" in r.stderr and "already bound to 'pytorch'" in r.stderr
+    assert "<string>:4" in r.stderr  # where it was bound: the line that built the first craft
+
+
+def test_unknown_engine_lists_valid_names():
+    r = run_python("import nebulae\nnebulae.Law.CORE = 'tensorflow'")
+    assert r.returncode != 0
+    assert "ValueError" in r.stderr and "'tensorflow'" in r.stderr
+    for valid in ("'pytorch'", "'torch'", "'jax'"):
+        assert valid in r.stderr
+    r = run_python("from nebulae.astro import dock\ndock.Craft", {"NEB_CORE": "mxnet"})
+    assert r.returncode != 0 and "NEB_CORE" in r.stderr and "'mxnet'" in r.stderr
+
+
+@pytest.mark.parametrize("engine, hidden, extra", [("jax", "flax", "jax"), ("pytorch", "torch", "torch")])
+def test_missing_engine_names_the_extra(engine, hidden, extra):
+    # The package is made unimportable the way an absent install is: sys.modules[name] = None.
+    r = run_python(
+        f"import sys\nsys.modules[{hidden!r}] = None\nimport nebulae\nnebulae.Law.CORE = {engine!r}\n"
+        "from nebulae.astro import dock\ndock.Craft"
+    )
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr
+    assert f"pip install 'nebulae[{extra}]'" in r.stderr
+
+
+def test_unknown_dock_name_is_an_attribute_error_naming_it():
+    r = run_python(
+        "from nebulae.astro import dock\ntry:\n    dock.Warpdrive\nexcept AttributeError as e:\n    print(e)"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "'Warpdrive'" in r.stdout
