@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from nebulae.astro import gearbox, statedict
+from nebulae.astro import gearbox, precision, statedict
 
 from . import step as _step
 
@@ -25,6 +25,8 @@ class Craft(nnx.Module):
     registered automatically.
     """
 
+    _mixp: str | None = None
+
     def __init__(self, scope: str = "CRAFT"):
         self.scope = scope
         self._training = True
@@ -36,8 +38,17 @@ class Craft(nnx.Module):
 
     def __call__(self, *args, **kwargs):
         if _step.tracing():
+            if self._mixp is not None:
+                args, kwargs = _cast_floating((args, kwargs), self._mixp)
             return self.run(*args, **kwargs)
         return _step.compiled_call(self, args, kwargs)
+
+    def mixp(self, dtype: str = "bfloat16") -> Craft:
+        """Compute in bf16/fp16 (floating inputs are cast; layers compute in their input's dtype) while
+        weights stay float32. For float16 also give the optimizer `mixp=True` (dynamic loss scaling).
+        """
+        self._mixp = precision.compute_dtype(dtype)
+        return self
 
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, nnx.Module) for v in value):
@@ -118,3 +129,12 @@ class Craft(nnx.Module):
                 current = target.get_value()
                 target.set_value(jnp.asarray(np.asarray(arrays[key]), dtype=current.dtype))
         return report
+
+
+def _cast_floating(tree, dtype: str):
+    def cast(x):
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating):
+            return x.astype(dtype)
+        return x
+
+    return jax.tree.map(cast, tree)

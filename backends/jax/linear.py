@@ -29,9 +29,9 @@ class Dense(Craft):
         moved = self.axis not in (-1, x.ndim - 1)
         if moved:
             x = jnp.moveaxis(x, self.axis, -1)
-        y = x @ self.weight.get_value().T
+        y = x @ self.weight.get_value().astype(x.dtype).T
         if self.bias is not None:
-            y = y + self.bias.get_value()
+            y = y + self.bias.get_value().astype(y.dtype)
         return jnp.moveaxis(y, -1, self.axis) if moved else y
 
     def weights(self):

@@ -31,6 +31,8 @@ _local = threading.local()
 _uids = itertools.count(1)
 _epoch = [0]
 _plans: dict[int, Plan] = {}
+_stats: dict[int, Stats] = {}
+_compiled: dict[tuple, dict] = {}  # (graphdef, treedef) -> {call key: jitted step}; shared by all plans
 _osa = object.__setattr__
 
 
@@ -94,11 +96,20 @@ def _is_array(x) -> bool:
     return isinstance(x, (jax.Array, np.ndarray, np.generic))
 
 
+@dataclass
+class Stats:
+    """Per-craft compile statistics, kept across plan rebuilds."""
+
+    traces: int = 0
+    compile_seconds: float = 0.0
+
+
 class Plan:
     """The flattened view of one top-level craft: graphdef, Variables in leaf order, helpers, jit cache."""
 
-    def __init__(self, craft, previous: Plan | None = None):
+    def __init__(self, craft, stats: Stats):
         self.epoch = _epoch[0]
+        self.stats = stats
         self.graphdef, state = nnx.split(craft)
         leaves_with_path, self.treedef = jax.tree_util.tree_flatten_with_path(state)
         by_path = {tuple(p): v for p, v in nnx.iter_graph(craft) if isinstance(v, nnx.Variable)}
@@ -116,10 +127,7 @@ class Plan:
             if hasattr(node, "plan_info"):
                 self.helpers[node._uid] = (node, node.plan_info(lambda v, node=node: _index_of(index, v, node, craft)))
         self.diff_idx = tuple(sorted({i for h, info in self.helpers.values() for i in getattr(info, "param_idx", ())}))
-        same = previous is not None and previous.graphdef == self.graphdef and previous.treedef == self.treedef
-        self.jitted = previous.jitted if same else {}
-        self.traces = previous.traces if previous is not None else 0
-        self.compile_seconds = previous.compile_seconds if previous is not None else 0.0
+        self.jitted = _compiled.setdefault((self.graphdef, self.treedef), {})
 
     def values(self) -> list:
         """The current raw values of the Variables, in leaf order."""
@@ -160,23 +168,29 @@ def plan_of(craft) -> Plan:
     """The craft's current Plan, rebuilt after structural changes."""
     plan = _plans.get(id(craft))
     if plan is None or plan.epoch != _epoch[0]:
-        fresh = Plan(craft, plan)
-        if plan is None:
-            weakref.finalize(craft, _plans.pop, id(craft), None)
-        _plans[id(craft)] = plan = fresh
+        stats = _stats.get(id(craft))
+        if stats is None:
+            stats = _stats[id(craft)] = Stats()
+            weakref.finalize(craft, _forget, id(craft))
+        _plans[id(craft)] = plan = Plan(craft, stats)
     return plan
+
+
+def _forget(key: int) -> None:
+    _plans.pop(key, None)
+    _stats.pop(key, None)
 
 
 def trace_count(craft) -> int:
     """How many times this craft's step has been traced (compiled) so far."""
-    plan = _plans.get(id(craft))
-    return plan.traces if plan is not None else 0
+    stats = _stats.get(id(craft))
+    return stats.traces if stats is not None else 0
 
 
 def compile_seconds(craft) -> float:
     """Seconds spent in calls that traced and compiled this craft's step."""
-    plan = _plans.get(id(craft))
-    return plan.compile_seconds if plan is not None else 0.0
+    stats = _stats.get(id(craft))
+    return stats.compile_seconds if stats is not None else 0.0
 
 
 def _context_key(plan: Plan):
@@ -205,11 +219,13 @@ def compiled_call(craft, args: tuple, kwargs: dict):
     fn = plan.jitted.get(key)
     if fn is None:
         fn = plan.jitted[key] = jax.jit(_make_step(plan, ctx_key, arg_def, statics, dyn_pos, wrt), donate_argnums=0)
-    before = plan.traces
+    stats = plan.stats
+    before = stats.traces
     start = time.perf_counter()
+    _local.calling = stats
     result = fn(plan.values(), arrays)
-    if plan.traces != before:
-        plan.compile_seconds += time.perf_counter() - start
+    if stats.traces != before:
+        stats.compile_seconds += time.perf_counter() - start
     if wrt:
         out, new_values, grads = result
         grads["inputs"] = {k: grads["inputs"][pos] for k, pos in zip(ctx.wrt, wrt)}
@@ -218,6 +234,10 @@ def compiled_call(craft, args: tuple, kwargs: dict):
         out, new_values = result
     plan.write(new_values)
     return out
+
+
+def _current_stats() -> Stats:
+    return _local.calling
 
 
 def _wrt_positions(ctx, args, dyn_pos) -> tuple[int, ...]:
@@ -275,7 +295,7 @@ def _make_step(plan: Plan, ctx_key, arg_def, statics, dyn_pos, wrt):
         return out, new_leaves
 
     def step(values, arrays):
-        plan.traces += 1
+        _current_stats().traces += 1
         if kind == "nozzle" or (kind != "prober" and not plan.diff_idx):
             return forward(values, arrays, Recorder())
         if kind == "prober":

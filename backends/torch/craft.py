@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nebulae.astro import gearbox, statedict
+from nebulae.astro import gearbox, precision, statedict
 
 from . import mode as _mode
 
@@ -19,6 +19,8 @@ class Craft(nn.Module):
     `scope` names checkpoint files and summaries. Lists, tuples and dicts of crafts assigned as
     attributes are registered automatically (no ModuleList needed).
     """
+
+    _mixp: torch.dtype | None = None
 
     def __init__(self, scope: str = "CRAFT"):
         super().__init__()
@@ -35,7 +37,23 @@ class Craft(nn.Module):
         ctx = gearbox.active()
         if isinstance(ctx, _mode.Prober) and ctx.wrt and not getattr(ctx, "_busy", False):
             return _probe(self, ctx, args, kwargs)
+        if self._mixp is not None:
+            with torch.autocast(self._device_type(), dtype=self._mixp):
+                return super().__call__(*args, **kwargs)
         return super().__call__(*args, **kwargs)
+
+    def mixp(self, dtype: str = "bfloat16") -> Craft:
+        """Compute in bf16/fp16 (autocast on the craft's device type) while weights stay float32.
+
+        For float16 also give the optimizer `mixp=True` (dynamic loss scaling).
+        """
+        self._mixp = getattr(torch, precision.compute_dtype(dtype))
+        return self
+
+    def _device_type(self) -> str:
+        for p in self.parameters():
+            return p.device.type
+        return "cpu"
 
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, nn.Module) for v in value):
@@ -68,6 +86,16 @@ class Craft(nn.Module):
         """Whether this craft runs in train mode now (context, in-context gear, then its own flag)."""
         return gearbox.training_of(self, self.training)
 
+    @property
+    def traces(self) -> int:
+        """Compilations of this craft's step: always 0 on torch, which runs eagerly (mirrors the JAX craft)."""
+        return 0
+
+    @property
+    def compile_seconds(self) -> float:
+        """Seconds spent compiling this craft's step: 0.0 on torch (eager)."""
+        return 0.0
+
     def vars(self) -> list[torch.Tensor]:
         """All parameters, as a list."""
         return list(self.parameters())
@@ -78,11 +106,17 @@ class Craft(nn.Module):
 
     def export_weights(self) -> dict[str, np.ndarray]:
         """Parameters and buffers (BN statistics) as {path: NumPy array}, paths joined with '/'."""
-        return {k.replace(".", "/"): v.detach().cpu().numpy().copy() for k, v in self.state_dict().items()}
+        return {
+            k.replace(".", "/"): v.detach().cpu().numpy().copy()
+            for k, v in self.state_dict().items()
+            if not k.endswith("_extra_state")
+        }
 
     def import_weights(self, arrays: dict[str, np.ndarray], strict: bool = True) -> statedict.LoadReport:
         """Load {path: array} into this craft's parameters and buffers; strict raises on any mismatch."""
-        own = {k.replace(".", "/"): v for k, v in self.state_dict(keep_vars=True).items()}
+        own = {
+            k.replace(".", "/"): v for k, v in self.state_dict(keep_vars=True).items() if not k.endswith("_extra_state")
+        }
         report = statedict.compare({k: tuple(v.shape) for k, v in own.items()}, arrays)
         if strict and not report.clean:
             raise KeyError(f"{type(self).__name__}.import_weights: {report}")

@@ -1,0 +1,204 @@
+"""Optimizers on torch: Momentum, Nesterov, RMSProp, Adam, AdamW (torch.optim), Lion and Lamb.
+
+`optz(loss)` inside a step does backward (scaled under `mixp`), and every `grad_accum` calls:
+unscale, clip, set the scheduled rate, step, zero the gradients. See `nebulae.astro.optconf`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nebulae.astro import gearbox, optconf, statedict
+
+from .craft import Craft
+
+
+class LionOptim(torch.optim.Optimizer):
+    """Lion (Chen et al. 2023), as optax.lion: p -= lr·(sign(b1·m + (1-b1)·g) + wd·p); m = b2·m + (1-b2)·g."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.99), weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                m = self.state[p].setdefault("exp_avg", torch.zeros_like(p))
+                update = (m * b1 + p.grad * (1 - b1)).sign_()
+                if group["weight_decay"]:
+                    update.add_(p, alpha=group["weight_decay"])
+                p.add_(update, alpha=-group["lr"])
+                m.mul_(b2).add_(p.grad, alpha=1 - b2)
+
+
+class LambOptim(torch.optim.Optimizer):
+    """LAMB (You et al. 2020), as optax.lamb: bias-corrected Adam direction plus decoupled decay, layer-wise trust ratio."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                m_hat = m / (1 - b1 ** state["step"])
+                v_hat = v / (1 - b2 ** state["step"])
+                update = m_hat / (v_hat.sqrt() + group["eps"])
+                if group["weight_decay"]:
+                    update.add_(p, alpha=group["weight_decay"])
+                p_norm, u_norm = p.norm(), update.norm()
+                trust = torch.where((p_norm > 0) & (u_norm > 0), p_norm / u_norm, torch.ones_like(p_norm))
+                p.add_(update * trust, alpha=-group["lr"])
+
+
+def _build(conf: optconf.OptConf, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    a, lr, wd = conf.args, conf.lr, conf.wd
+    name = conf.algorithm
+    if name in ("Momentum", "Nesterov"):
+        return torch.optim.SGD(params, lr=lr, momentum=a["mmnt"], nesterov=name == "Nesterov", weight_decay=wd)
+    if name == "RMSProp":
+        return torch.optim.RMSprop(params, lr=lr, alpha=a["alpha"], eps=a["eps"], momentum=a["mmnt"], weight_decay=wd)
+    if name == "Adam":
+        return torch.optim.Adam(params, lr=lr, betas=(a["mmnt1"], a["mmnt2"]), eps=a["eps"], weight_decay=wd)
+    if name == "AdamW":
+        return torch.optim.AdamW(params, lr=lr, betas=(a["mmnt1"], a["mmnt2"]), eps=a["eps"], weight_decay=wd)
+    if name == "Lion":
+        return LionOptim(params, lr=lr, betas=(a["mmnt1"], a["mmnt2"]), weight_decay=wd)
+    return LambOptim(params, lr=lr, betas=(a["mmnt1"], a["mmnt2"]), eps=a["eps"], weight_decay=wd)
+
+
+class Optimizer(Craft):
+    """Base of the optimizer crafts: `optz(loss)` differentiates and (every grad_accum calls) updates the hull."""
+
+    algorithm = ""
+
+    def __init__(
+        self,
+        hull: Craft,
+        lr: float,
+        wd: float = 0.0,
+        lr_decay=None,
+        warmup: int = 0,
+        mixp: bool = False,
+        grad_limit: float = -1,
+        grad_accum: int = 1,
+        update_scope: str | None = None,
+        scope: str = "OPTZ",
+        **algorithm_args,
+    ):
+        super().__init__(scope)
+        self.conf = optconf.configure(
+            self.algorithm, lr, wd, lr_decay, warmup, mixp, grad_limit, grad_accum, update_scope, algorithm_args
+        )
+        object.__setattr__(self, "_hull", hull)  # not registered: the hull's weights keep their own paths
+        named = [(k.replace(".", "/"), p) for k, p in hull.named_parameters()]
+        chosen = [p for k, p in named if statedict.within(k, self.conf.update_scope)]
+        if not chosen:
+            raise ValueError(
+                f"{type(self).__name__}: no parameters of {type(hull).__name__} lie in update_scope "
+                f"{self.conf.update_scope!r}"
+            )
+        self._params = chosen
+        self._optim = _build(self.conf, chosen)
+        device = chosen[0].device.type
+        self._scaler = torch.amp.GradScaler(
+            device,
+            init_scale=optconf.SCALER["init"],
+            enabled=self.conf.mixp,
+            growth_interval=optconf.SCALER["interval"],
+        )
+        self._calls = 0
+        self._updates = 0
+
+    def __call__(self, loss: torch.Tensor) -> None:
+        ctx = gearbox.active()
+        if ctx is not None and not ctx.applies:
+            raise RuntimeError(
+                f"{type(self).__name__}(loss) was called under {type(ctx).__name__}: only a Rudder "
+                "(or no context) applies gradients"
+            )
+        if loss.ndim != 0:
+            raise ValueError(f"optz(loss) needs a scalar loss, got shape {tuple(loss.shape)}")
+        k = self.conf.grad_accum
+        scaled = self._scaler.scale(loss / k) if self.conf.mixp else loss / k
+        scaled.backward()
+        self._calls += 1
+        if self._calls % k:
+            return
+        rate = self.conf.rate(self._updates)
+        for group in self._optim.param_groups:
+            group["lr"] = rate
+        if self.conf.mixp:
+            self._scaler.unscale_(self._optim)
+        if self.conf.grad_limit > 0:
+            torch.nn.utils.clip_grad_norm_(self._params, self.conf.grad_limit)
+        skipped = False
+        if self.conf.mixp:
+            before = self._scaler.get_scale()
+            self._scaler.step(self._optim)
+            self._scaler.update()
+            skipped = self._scaler.get_scale() < before
+        else:
+            self._optim.step()
+        self._optim.zero_grad(set_to_none=True)
+        self._updates += 0 if skipped else 1
+
+    def run(self, loss):
+        return self(loss)
+
+    @property
+    def lr(self) -> float:
+        """The rate the next update will use."""
+        return self.conf.rate(self._updates)
+
+    @property
+    def updates(self) -> int:
+        """How many updates were applied."""
+        return self._updates
+
+    @property
+    def loss_scale(self) -> float:
+        """The current dynamic loss scale (1.0 without mixp)."""
+        return float(self._scaler.get_scale()) if self.conf.mixp else 1.0
+
+    def get_extra_state(self) -> dict:
+        return {
+            "optim": self._optim.state_dict(),
+            "scaler": self._scaler.state_dict(),
+            "calls": self._calls,
+            "updates": self._updates,
+        }
+
+    def set_extra_state(self, state: dict) -> None:
+        self._optim.load_state_dict(state["optim"])
+        if state.get("scaler"):
+            self._scaler.load_state_dict(state["scaler"])
+        self._calls, self._updates = int(state["calls"]), int(state["updates"])
+
+
+def _algorithm(name: str, doc: str) -> type:
+    return type(name, (Optimizer,), {"algorithm": name, "__doc__": doc, "__module__": __name__})
+
+
+Momentum = _algorithm("Momentum", "SGD with momentum `mmnt` (coupled L2 `wd`).")
+Nesterov = _algorithm("Nesterov", "SGD with Nesterov momentum `mmnt` (coupled L2 `wd`).")
+RMSProp = _algorithm("RMSProp", "RMSProp (alpha 0.99, eps 1e-8 outside the root, momentum `mmnt`; coupled L2 `wd`).")
+Adam = _algorithm("Adam", "Adam (`mmnt1`, `mmnt2`, eps 1e-8; coupled L2 `wd`).")
+AdamW = _algorithm("AdamW", "Adam with decoupled weight decay `wd` (default 0).")
+Lion = _algorithm("Lion", "Lion (`mmnt1` 0.9, `mmnt2` 0.99; decoupled `wd`).")
+Lamb = _algorithm("Lamb", "LAMB (`mmnt1`, `mmnt2`, eps 1e-6; decoupled `wd`, layer-wise trust ratio).")
