@@ -1,0 +1,218 @@
+"""Shared machinery for the benchmarks: isolated worker processes, interleaved timing, statistics, output.
+
+Process model: every contender runs in its OWN fresh interpreter (`Worker`), started with
+``python -m <benchmark module> --worker`` from the repository root, with its own environment
+(e.g. ``NEB_CORE``). The parent talks to it over stdin/stdout with one JSON object per line:
+it sends ``{"cmd": name, ...}`` and the worker (`serve`) answers with one tagged JSON line.
+Stray output of the worker (Python prints and native writes to fd 1) goes to its stderr, which
+is kept in a temporary file and shown when the worker fails.
+
+Because the workers stay alive between requests, repetitions can be interleaved across
+contenders (`interleave`): repetition r asks every worker for one timed repetition, in an order
+rotated by r, with a short pause in between so that the previous worker's spinning thread pools
+park before the next one starts. Slow drifts of the machine (thermal state, other load) then hit
+every contender alike instead of whichever happened to run last.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import queue
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TAG = "@@NEBULAE-BENCH@@ "
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed, timed out or answered with an error."""
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a worker: ours, the repository root first on PYTHONPATH, plus `extra`."""
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + path if path else "")
+    env.update(extra or {})
+    return env
+
+
+class Worker:
+    """One contender in its own interpreter: ``python -m module --worker *args``, driven by `request`."""
+
+    def __init__(self, name: str, module: str, args: Sequence[str] = (), env: dict[str, str] | None = None):
+        self.name = name
+        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--worker", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            cwd=REPO,
+            env=child_env(env),
+            text=True,
+            bufsize=1,
+        )
+        self._replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith(TAG):
+                self._replies.put(json.loads(line[len(TAG) :]))
+        self._replies.put(None)  # end of output: the worker exited
+
+    def stderr_tail(self, chars: int = 4000) -> str:
+        """The last `chars` characters the worker wrote to stderr."""
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-chars:]
+
+    def request(self, cmd: str, timeout: float = 900.0, **kwargs) -> dict:
+        """Send one command and wait for its answer; raise WorkerError on failure or timeout."""
+        try:
+            self.proc.stdin.write(json.dumps({"cmd": cmd, **kwargs}) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the worker died; its end of output reports it below
+        try:
+            reply = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise WorkerError(f"{self.name}: no answer to {cmd!r} within {timeout:.0f} s") from None
+        if reply is None:
+            rc = self.proc.wait()
+            raise WorkerError(f"{self.name}: worker exited (rc={rc}) during {cmd!r}\n{self.stderr_tail()}")
+        if "error" in reply:
+            raise WorkerError(f"{self.name}: {cmd!r} failed in the worker:\n{reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        """Ask the worker to exit, and make sure it does."""
+        if self.proc.poll() is None:
+            try:
+                self.request("exit", timeout=30)
+            except WorkerError:
+                pass
+        self.kill()
+        self._stderr.close()
+
+    def kill(self) -> None:
+        """Terminate this worker process (only this one) if it is still running."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def serve(handlers: dict[str, Callable[..., dict]]) -> None:
+    """Worker side: answer JSON commands from stdin with `handlers[cmd](**args)` until ``exit``.
+
+    The protocol uses a private copy of fd 1; fd 1 itself (and `sys.stdout`) is pointed at stderr.
+    An exception in a handler is answered as ``{"error": traceback}`` and the worker keeps serving.
+    """
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        msg = json.loads(line)
+        cmd = msg.pop("cmd")
+        if cmd == "exit":
+            proto.write(TAG + "{}\n")
+            break
+        try:
+            reply = handlers[cmd](**msg)
+        except Exception:
+            reply = {"error": traceback.format_exc()}
+        proto.write(TAG + json.dumps(reply) + "\n")
+    proto.flush()
+
+
+def time_block(fn: Callable[[], object]) -> tuple[float, object]:
+    """Run `fn()` once; return (seconds, result)."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def timed_steps(step: Callable[[], object], sync: Callable[[object], object], n: int) -> float:
+    """Seconds for `n` calls of `step()` followed by one `sync(last result)` (the device wait)."""
+    start = time.perf_counter()
+    out = None
+    for _ in range(n):
+        out = step()
+    sync(out)
+    return time.perf_counter() - start
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB (Linux reports ru_maxrss in KiB)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024
+
+
+def rotated(items: Sequence, k: int) -> list:
+    """`items` rotated left by `k` (modulo its length)."""
+    if not items:
+        return []
+    k %= len(items)
+    return list(items[k:]) + list(items[:k])
+
+
+def interleave(workers: Sequence[Worker], reps: int, pause: float = 0.2, **request) -> dict[str, list[dict]]:
+    """Ask every worker for `reps` repetitions (command ``rep``), rotating the order each time.
+
+    Returns {worker name: [reply of repetition 0, 1, ...]}; `request` is passed to each ``rep``.
+    """
+    out: dict[str, list[dict]] = {w.name: [] for w in workers}
+    for r in range(reps):
+        for w in rotated(workers, r):
+            time.sleep(pause)
+            out[w.name].append(w.request("rep", **request))
+    return out
+
+
+def median_range(values: Sequence[float]) -> tuple[float, float, float]:
+    """(median, min, max) of `values`; NaNs when there are none."""
+    if not values:
+        nan = float("nan")
+        return nan, nan, nan
+    return statistics.median(values), min(values), max(values)
+
+
+def fmt_spread(med: float, lo: float, hi: float, digits: int = 1) -> str:
+    """'median (min–max)' with `digits` decimals."""
+    return f"{med:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table with left-aligned columns sized to their content."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
+    """Write `rows` under `headers` to `path` (parent folders created); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(headers)
+        writer.writerows(rows)
+    return path
