@@ -35,7 +35,7 @@ class LionOptim(torch.optim.Optimizer):
 
 
 class LambOptim(torch.optim.Optimizer):
-    """LAMB (You et al. 2020), as optax.lamb: bias-corrected Adam direction plus decoupled decay, layer-wise trust ratio."""
+    """LAMB (You et al. 2020) as optax.lamb: bias-corrected Adam, decoupled decay, layer-wise trust ratio."""
 
     def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
