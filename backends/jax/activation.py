@@ -6,6 +6,8 @@ import jax
 
 from .craft import Craft
 
+__all__ = ["Relu"]
+
 
 class Relu(Craft):
     """max(x, 0)."""

@@ -12,6 +12,8 @@ from nebulae.astro import padding as _pad
 from .craft import Craft
 from .linear import parameter
 
+__all__ = ["Conv"]
+
 _DIMS = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW"), 3: ("NCDHW", "OIDHW", "NCDHW")}
 
 

@@ -13,6 +13,8 @@ from nebulae.astro import gearbox, precision, statedict
 
 from . import step as _step
 
+__all__ = ["Craft"]
+
 WEIGHT_TYPES = (nnx.Param, nnx.BatchStat)
 
 

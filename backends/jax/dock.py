@@ -1,55 +1,74 @@
-"""The JAX dock namespace: every craft, context and helper the front `nebulae.astro.dock` serves."""
+"""The JAX dock namespace: every craft, context and helper the front `nebulae.astro.dock` serves.
 
-from nebulae.astro.init import Normal, Ones, Orthog, Uniform, Void, XavierNorm, XavierUnif, Zeros
-from nebulae.astro.padding import autoPad
-from nebulae.astro.schedule import CosLR, ExpLR, PolyLR, StepLR, WavyLR
+Each concern module lists its public crafts in `__all__`; this module gathers them, so adding a
+craft means adding it to its module (and that module's `__all__`) on both engines.
+"""
 
-from .activation import Relu
-from .conv import Conv
-from .craft import Craft
-from .dropout import Dropout
-from .ema import EMA
-from .linear import Dense
-from .loss import MSE, SftmXE
-from .mode import Nozzle, Prober, Rudder
-from .norm import BN
-from .optim import Adam, AdamW, Lamb, Lion, Momentum, Nesterov, RMSProp
-from .tensor import coat, shell
+from nebulae.astro import init as _init
+from nebulae.astro import padding as _padding
+from nebulae.astro import schedule as _schedule
 
-__all__ = [
-    "Craft",
-    "Rudder",
-    "Prober",
-    "Nozzle",
-    "coat",
-    "shell",
-    "Dense",
-    "Conv",
-    "BN",
-    "Dropout",
-    "Relu",
-    "MSE",
-    "SftmXE",
-    "Momentum",
-    "Nesterov",
-    "RMSProp",
-    "Adam",
-    "AdamW",
-    "Lion",
-    "Lamb",
-    "EMA",
-    "StepLR",
-    "PolyLR",
-    "CosLR",
-    "ExpLR",
-    "WavyLR",
-    "autoPad",
-    "Void",
-    "XavierNorm",
-    "XavierUnif",
-    "Normal",
-    "Uniform",
-    "Orthog",
-    "Ones",
-    "Zeros",
+from . import (
+    activation,
+    attention,
+    conv,
+    craft,
+    dropout,
+    elementwise,
+    ema,
+    graph,
+    linalg,
+    linear,
+    loss,
+    metric,
+    mode,
+    norm,
+    optim,
+    pad,
+    pool,
+    recurrent,
+    reduce,
+    resample,
+    shape,
+    tensor,
+)
+
+_MODULES = [
+    craft,
+    mode,
+    tensor,
+    linear,
+    conv,
+    pad,
+    pool,
+    graph,
+    activation,
+    dropout,
+    norm,
+    recurrent,
+    attention,
+    shape,
+    resample,
+    elementwise,
+    reduce,
+    linalg,
+    loss,
+    metric,
+    optim,
+    ema,
 ]
+
+Craft = craft.Craft
+Rudder, Prober, Nozzle = mode.Rudder, mode.Prober, mode.Nozzle
+coat, shell = tensor.coat, tensor.shell
+autoPad = _padding.autoPad
+
+__all__ = ["autoPad", *_init.__all__, *[n for n in _schedule.__all__ if n not in ("Schedule", "rate")]]
+for _name in __all__:
+    if _name not in globals():
+        globals()[_name] = getattr(_init, _name, None) or getattr(_schedule, _name)
+for _module in _MODULES:
+    for _name in _module.__all__:
+        globals()[_name] = getattr(_module, _name)
+        __all__.append(_name)
+del _module, _name

@@ -14,6 +14,8 @@ from nebulae.astro import init as _init
 
 from .craft import Craft
 
+__all__ = ["Dropout"]
+
 
 class RngState(nnx.Variable):
     """A random stream's key data and counter (checkpointed, not exported with the weights)."""

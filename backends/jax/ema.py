@@ -12,6 +12,8 @@ from flax import nnx
 from . import step as _step
 from .craft import Craft
 
+__all__ = ["EMA"]
+
 
 class EmaShadow(nnx.Variable):
     """A shadow weight of an EMA."""

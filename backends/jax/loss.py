@@ -7,6 +7,8 @@ import jax.numpy as jnp
 
 from .craft import Craft
 
+__all__ = ["MSE", "SftmXE"]
+
 
 class MSE(Craft):
     """Mean squared error."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from nebulae.astro import gearbox
 
+__all__ = ["Rudder", "Prober", "Nozzle"]
+
 
 class _JaxMode(gearbox.Mode):
     def remember(self, module) -> None:

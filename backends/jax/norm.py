@@ -9,6 +9,8 @@ from flax import nnx
 from .craft import Craft
 from .linear import parameter
 
+__all__ = ["BN"]
+
 EPS = 1e-5
 
 

@@ -21,6 +21,8 @@ from nebulae.astro import gearbox, optconf, statedict
 from . import step as _step
 from .craft import Craft
 
+__all__ = ["Momentum", "Nesterov", "RMSProp", "Adam", "AdamW", "Lion", "Lamb"]
+
 
 class OptSlot(nnx.Variable):
     """Optimizer state: optax slots, counters and the loss scale."""

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+__all__ = ["coat", "shell"]
+
 _device = None  # None: JAX's default device
 _sharding = None  # set by Multiverse: batch-sharded placement
 

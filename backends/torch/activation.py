@@ -6,6 +6,8 @@ import torch.nn.functional as F
 
 from .craft import Craft
 
+__all__ = ["Relu"]
+
 
 class Relu(Craft):
     """max(x, 0)."""

@@ -11,6 +11,8 @@ from nebulae.astro import padding as _pad
 from .craft import Craft
 from .linear import parameter
 
+__all__ = ["Conv"]
+
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 

@@ -12,6 +12,8 @@ from nebulae.astro import gearbox, precision, statedict
 
 from . import mode as _mode
 
+__all__ = ["Craft"]
+
 
 class Craft(nn.Module):
     """Base class of every model, layer and step: implement `run(*args, **kwargs)`; calling the craft runs it.

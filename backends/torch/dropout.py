@@ -6,6 +6,8 @@ import torch.nn.functional as F
 
 from .craft import Craft
 
+__all__ = ["Dropout"]
+
 
 class Dropout(Craft):
     """Zero elements (dim=1) or whole channels (dim=2, 3) with probability `p_drop`, scaling the rest by 1/(1-p)."""

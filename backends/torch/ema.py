@@ -6,6 +6,8 @@ import torch
 
 from .craft import Craft
 
+__all__ = ["EMA"]
+
 
 class EMA(Craft):
     """Exponential moving average of a hull's float weights: shadow = decay·shadow + (1-decay)·weight.

@@ -11,6 +11,8 @@ from nebulae.astro import init as _init
 
 from .craft import Craft
 
+__all__ = ["Dense"]
+
 
 def parameter(array: np.ndarray | None) -> nn.Parameter | None:
     """Wrap an initialised NumPy array as a trainable parameter (None stays None)."""

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 
 from .craft import Craft
 
+__all__ = ["MSE", "SftmXE"]
+
 
 class MSE(Craft):
     """Mean squared error."""

@@ -6,6 +6,8 @@ import torch
 
 from nebulae.astro import gearbox
 
+__all__ = ["Rudder", "Prober", "Nozzle"]
+
 
 class _TorchMode(gearbox.Mode):
     def enter(self) -> None:

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from .craft import Craft
 from .linear import parameter
 
+__all__ = ["BN"]
+
 EPS = 1e-5
 
 

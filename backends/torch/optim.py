@@ -12,6 +12,8 @@ from nebulae.astro import gearbox, optconf, statedict
 
 from .craft import Craft
 
+__all__ = ["Momentum", "Nesterov", "RMSProp", "Adam", "AdamW", "Lion", "Lamb"]
+
 
 class LionOptim(torch.optim.Optimizer):
     """Lion (Chen et al. 2023), as optax.lion: p -= lr·(sign(b1·m + (1-b1)·g) + wd·p); m = b2·m + (1-b2)·g."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+__all__ = ["coat", "shell"]
+
 _device = torch.device("cpu")
 
 

@@ -1,0 +1,5 @@
+"""Recurrent crafts on torch (filled in by the dock catalogue work)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
