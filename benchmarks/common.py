@@ -16,6 +16,7 @@ every contender alike instead of whichever happened to run last.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -53,7 +54,7 @@ class Worker:
 
     def __init__(self, name: str, module: str, args: Sequence[str] = (), env: dict[str, str] | None = None):
         self.name = name
-        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (lives as long as the worker)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, "--worker", *args],
             stdin=subprocess.PIPE,
@@ -101,10 +102,8 @@ class Worker:
     def close(self) -> None:
         """Ask the worker to exit, and make sure it does."""
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(WorkerError):
                 self.request("exit", timeout=30)
-            except WorkerError:
-                pass
         self.kill()
         self._stderr.close()
 

@@ -182,7 +182,9 @@ def _nnx_model(cfg: dict):
             self.b = nnx.Param(jnp.zeros((cout,)))
 
         def __call__(self, x):
-            y = jax.lax.conv_general_dilated(x, self.w[...], (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW"))
+            y = jax.lax.conv_general_dilated(
+                x, self.w[...], (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW")
+            )
             return y + self.b[...][None, :, None, None]
 
     class MLP(nnx.Module):
@@ -300,6 +302,11 @@ def worker_main(contender: str, workload: str, quick: bool) -> None:
     def finish() -> dict:
         return {"peak_rss_mb": common.peak_rss_mb(), **live["info"]()}
 
+    if contender in ENGINE:  # import the engine now: setup then times only building and the first step
+        import torch  # noqa: F401
+    else:
+        import jax  # noqa: F401
+        from flax import nnx  # noqa: F401
     common.serve({"setup": setup, "rep": rep, "finish": finish})
 
 
@@ -310,11 +317,19 @@ def bench_workload(name: str, args, order_shift: int) -> dict[str, dict]:
     warmup = 1 if args.quick else 3
     flags = ["--contender", "", "--workload", name] + (["--quick"] if args.quick else [])
     workers, results = [], {}
+
+    def spawn(c: str) -> common.Worker:
+        flags[1] = c
+        workers.append(common.Worker(c, "benchmarks.train_step", flags, env={"NEB_CORE": ENGINE.get(c, "jax")}))
+        return workers[-1]
+
     try:
-        for c in common.rotated(CONTENDERS, order_shift):  # start-up (and compile) one at a time
-            flags[1] = c
-            w = common.Worker(c, "benchmarks.train_step", flags, env={"NEB_CORE": ENGINE.get(c, "jax")})
-            workers.append(w)
+        order = common.rotated(CONTENDERS, order_shift)
+        if args.quick:  # start all interpreters at once (imports overlap); setups still run one at a time
+            for c in order:
+                spawn(c)
+        for i, c in enumerate(order):  # set-up and first step (compile) one worker at a time
+            w = workers[i] if args.quick else spawn(c)
             results[c] = w.request("setup", warmup=warmup)
             print(f"  [{name}] {c}: first step {results[c]['first_step']:.3f} s", file=sys.stderr, flush=True)
         workers.sort(key=lambda w: CONTENDERS.index(w.name))
