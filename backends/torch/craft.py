@@ -11,6 +11,7 @@ from torch import nn
 from nebulae.astro import gearbox, precision, statedict
 
 from . import mode as _mode
+from . import step as _step
 
 __all__ = ["Craft"]
 
@@ -91,12 +92,12 @@ class Craft(nn.Module):
     @property
     def traces(self) -> int:
         """Compilations of this craft's step: always 0 on torch, which runs eagerly (mirrors the JAX craft)."""
-        return 0
+        return _step.trace_count(self)
 
     @property
     def compile_seconds(self) -> float:
         """Seconds spent compiling this craft's step: 0.0 on torch (eager)."""
-        return 0.0
+        return _step.compile_seconds(self)
 
     def vars(self) -> list[torch.Tensor]:
         """All parameters, as a list."""
