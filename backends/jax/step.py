@@ -27,6 +27,8 @@ from flax import nnx
 
 from nebulae.astro import gearbox
 
+__all__: list[str] = []
+
 _local = threading.local()
 _uids = itertools.count(1)
 _epoch = [0]
