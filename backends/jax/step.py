@@ -121,6 +121,12 @@ class Plan:
         except KeyError as e:
             raise RuntimeError(f"nebulae: cannot map state leaf {e} of {type(craft).__name__} to a Variable") from None
         self.fast = all("_raw_value" in v.__dict__ for v in self.variables)
+        seen: set[int] = set()
+        for v in self.variables:  # donation needs distinct buffers: give shared ones their own copy
+            raw = v.get_raw_value()
+            if id(raw) in seen:
+                v.set_raw_value(jnp.array(raw, copy=True))
+            seen.add(id(raw))
         index = {id(v): i for i, v in enumerate(self.variables)}
         self.param_idx = tuple(i for i, v in enumerate(self.variables) if isinstance(v, nnx.Param))
         self.crafts = [m for _, m in nnx.iter_graph(craft) if hasattr(m, "_uid") and isinstance(m, nnx.Module)]
