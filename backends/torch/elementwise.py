@@ -1,5 +1,114 @@
-"""Elementwise crafts on torch (filled in by the dock catalogue work)."""
+"""Element-wise maths crafts on torch: Sqrt, Exp, Log, Sin, Cos, Maxele, Minele and Clip."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import torch
+
+from .craft import Craft
+
+__all__ = ["Sqrt", "Exp", "Log", "Sin", "Cos", "Maxele", "Minele", "Clip"]
+
+
+class Sqrt(Craft):
+    """Element-wise square root."""
+
+    def __init__(self, scope: str = "SQRT"):
+        super().__init__(scope)
+
+    def run(self, t):
+        return torch.sqrt(t)
+
+
+class Exp(Craft):
+    """Element-wise exponential."""
+
+    def __init__(self, scope: str = "EXP"):
+        super().__init__(scope)
+
+    def run(self, t):
+        return torch.exp(t)
+
+
+class Log(Craft):
+    """Element-wise natural logarithm."""
+
+    def __init__(self, scope: str = "LOG"):
+        super().__init__(scope)
+
+    def run(self, t):
+        return torch.log(t)
+
+
+class Sin(Craft):
+    """Element-wise sine."""
+
+    def __init__(self, scope: str = "SIN"):
+        super().__init__(scope)
+
+    def run(self, t):
+        return torch.sin(t)
+
+
+class Cos(Craft):
+    """Element-wise cosine."""
+
+    def __init__(self, scope: str = "COS"):
+        super().__init__(scope)
+
+    def run(self, t):
+        return torch.cos(t)
+
+
+class Maxele(Craft):
+    """Element-wise maximum of two (broadcastable) arrays."""
+
+    def __init__(self, scope: str = "MAXELE"):
+        super().__init__(scope)
+
+    def run(self, x, y):
+        return torch.maximum(x, y)
+
+
+class Minele(Craft):
+    """Element-wise minimum of two (broadcastable) arrays."""
+
+    def __init__(self, scope: str = "MINELE"):
+        super().__init__(scope)
+
+    def run(self, x, y):
+        return torch.minimum(x, y)
+
+
+def _bounds(ranges) -> tuple:
+    """(lo, hi) from `ranges`: a pair (either side may be None) or one number/array r meaning (-r, r)."""
+    if isinstance(ranges, (tuple, list)):
+        if len(ranges) != 2:
+            raise ValueError(f"Clip ranges must be (lo, hi) or one number r meaning (-r, r), got {ranges!r}")
+        lo, hi = ranges
+    elif ranges is None:
+        raise ValueError("Clip ranges must be (lo, hi) or one number r meaning (-r, r), got None")
+    else:
+        lo, hi = -ranges, ranges
+    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+        raise ValueError(f"Clip needs lo <= hi, got lo={lo}, hi={hi}")
+    return lo, hi
+
+
+class Clip(Craft):
+    """Clamp to [lo, hi]: call (x, ranges) with ranges = (lo, hi) or r meaning (-r, r); bounds may be arrays.
+
+    `in_place` is accepted for compatibility with the original and ignored: the result is always a new
+    array on both engines (JAX arrays are immutable), so assign it.
+    """
+
+    def __init__(self, scope: str = "CLIP"):
+        super().__init__(scope)
+
+    def run(self, x, ranges, in_place: bool = False):
+        lo, hi = _bounds(ranges)
+        if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
+            lo, hi = (
+                v if v is None or isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=x.dtype, device=x.device)
+                for v in (lo, hi)
+            )
+        return torch.clamp(x, lo, hi)
