@@ -68,3 +68,12 @@ def test_same_seed_builds_the_same_conv_on_both_engines(both):
         weights.append(dock.Conv(3, 4, (3, 5), w_init=init.Orthog(), b_init=init.Normal()).export_weights())
     for key in weights[0]:
         assert np.array_equal(weights[0][key], weights[1][key]), key
+
+
+def test_layers_after_a_dropout_get_the_same_weights_on_both_engines(both):
+    weights = []
+    for dock in both:
+        init.seed(2)
+        dock.Dropout(0.1)
+        weights.append(dock.Dense(3, 3).export_weights()["weight"])
+    assert np.array_equal(weights[0], weights[1])

@@ -23,7 +23,7 @@ class RngState(nnx.Variable):
 
 def new_stream() -> tuple[RngState, RngState]:
     """A (key, counter) pair seeded from the initialiser stream, so `init.seed` makes it reproducible."""
-    seed = int(_init.stream().integers(0, 2**31 - 1))
+    seed = _init.draw_seed()
     return RngState(jax.random.key_data(jax.random.key(seed))), RngState(jnp.zeros((), jnp.uint32))
 
 

@@ -1,17 +1,66 @@
-"""Normalisation crafts on JAX. `mmnt` is the running-average decay (seed convention), as on torch."""
+"""Normalisation crafts on JAX. `mmnt` is the running-average decay (seed convention), as on torch.
+
+All norms use eps 1e-5. Inputs are (N, C, *spatial) as in torch; `dim` (1, 2, 3) names the
+spatial rank a norm is meant for, like torch's BatchNorm1d/2d/3d. Statistics are computed in
+float32 and the result is cast back to the input's dtype.
+"""
 
 from __future__ import annotations
 
+import math
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .craft import Craft
-from .linear import parameter
+from nebulae.astro import init as _init
 
-__all__ = ["BN"]
+from .craft import Craft
+from .linear import Dense, parameter
+
+__all__ = ["BN", "IN", "LN", "GN", "CBN", "CIN", "SN"]
 
 EPS = 1e-5
+SN_INIT_ITERS = 15  # power iterations at construction, as torch's spectral_norm
+
+
+def _affine(shape, resilient: bool) -> tuple[nnx.Param | None, nnx.Param | None]:
+    """(weight of ones, bias of zeros) of `shape` when resilient, else (None, None)."""
+    if not resilient:
+        return None, None
+    return parameter(np.ones(shape, np.float32)), parameter(np.zeros(shape, np.float32))
+
+
+def _check_channels(x, chs: int, what: str) -> None:
+    if x.ndim < 2 or x.shape[1] != chs:
+        raise ValueError(f"{what}: expected input (N, {chs}, ...) with {chs} channels on axis 1, got {tuple(x.shape)}")
+
+
+def _check_instance(x, chs: int, what: str) -> None:
+    _check_channels(x, chs, what)
+    if x.ndim < 3 or math.prod(x.shape[2:]) < 2:
+        raise ValueError(
+            f"{what}: instance statistics need (N, C, *spatial) with more than one spatial element, "
+            f"got {tuple(x.shape)}"
+        )
+
+
+def _channel_shape(x) -> tuple:
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _standardise(xf, axes):
+    """(x - mean) / sqrt(var + eps) over `axes` with the biased variance, as torch computes it."""
+    mean = xf.mean(axes, keepdims=True)
+    var = jnp.mean(jnp.square(xf - mean), axes, keepdims=True)
+    return (xf - mean) * jax.lax.rsqrt(var + EPS)
+
+
+def _scale_shift(y, weight, bias, shape):
+    if weight is None:
+        return y
+    return y * weight.get_value().reshape(shape) + bias.get_value().reshape(shape)
 
 
 class BN(Craft):
@@ -45,3 +94,209 @@ class BN(Craft):
 
     def weights(self):
         return self.weight
+
+
+class IN(Craft):
+    """Instance normalisation over (N, C, *spatial): each sample's own statistics in train and eval mode.
+
+    As torch.nn.InstanceNormNd's defaults, no running statistics are kept (`mmnt` is accepted for
+    signature compatibility); `resilient` = learnable affine.
+    """
+
+    def __init__(self, out_chs: int, dim: int = 2, mmnt: float = 0.9, resilient: bool = True, scope: str = "IN"):
+        super().__init__(scope)
+        self.out_chs, self.dim, self.mmnt = out_chs, dim, float(mmnt)
+        self.weight, self.bias = _affine(out_chs, resilient)
+
+    def run(self, x):
+        _check_instance(x, self.out_chs, "IN")
+        y = _standardise(x.astype(jnp.float32), tuple(range(2, x.ndim)))
+        return _scale_shift(y, self.weight, self.bias, _channel_shape(x)).astype(x.dtype)
+
+    def weights(self):
+        return self.weight
+
+
+class LN(Craft):
+    """Layer normalisation over the trailing dims `norm_shape`, given in tensor order ((C, H, W) for NCHW data).
+
+    Same semantics as torch.nn.LayerNorm (the original's rotation of the shape tuple is not copied);
+    `resilient` = learnable element-wise affine of shape `norm_shape`.
+    """
+
+    def __init__(self, norm_shape, resilient: bool = True, scope: str = "LN"):
+        super().__init__(scope)
+        shape = (norm_shape,) if isinstance(norm_shape, int) else tuple(norm_shape)
+        if not shape or any(int(s) < 1 for s in shape):
+            raise ValueError(f"LN: norm_shape must be positive sizes, got {norm_shape}")
+        self.norm_shape = tuple(int(s) for s in shape)
+        self.weight, self.bias = _affine(self.norm_shape, resilient)
+
+    def run(self, x):
+        if tuple(x.shape[x.ndim - len(self.norm_shape) :]) != self.norm_shape:
+            raise ValueError(f"LN: input {tuple(x.shape)} does not end with norm_shape {self.norm_shape}")
+        y = _standardise(x.astype(jnp.float32), tuple(range(x.ndim - len(self.norm_shape), x.ndim)))
+        return _scale_shift(y, self.weight, self.bias, self.norm_shape).astype(x.dtype)
+
+    def weights(self):
+        return self.weight
+
+
+class GN(Craft):
+    """Group normalisation: channels of (N, C, *spatial) split into `ngroup` groups, each normalised per sample."""
+
+    def __init__(self, out_chs: int, ngroup: int, resilient: bool = True, scope: str = "GN"):
+        super().__init__(scope)
+        if ngroup < 1 or out_chs % ngroup:
+            raise ValueError(f"GN: out_chs {out_chs} must divide into ngroup {ngroup} groups")
+        self.out_chs, self.ngroup = out_chs, ngroup
+        self.weight, self.bias = _affine(out_chs, resilient)
+
+    def run(self, x):
+        _check_channels(x, self.out_chs, "GN")
+        grouped = x.astype(jnp.float32).reshape((x.shape[0], self.ngroup, -1))
+        y = _standardise(grouped, (2,)).reshape(x.shape)
+        return _scale_shift(y, self.weight, self.bias, _channel_shape(x)).astype(x.dtype)
+
+    def weights(self):
+        return self.weight
+
+
+class _Modulator(Craft):
+    """The 2-layer MLP (in -> in//2 -> out, ReLU) that maps a condition to per-channel scales or shifts."""
+
+    def __init__(self, in_chs: int, out_chs: int, scope: str = "MODULATOR"):
+        super().__init__(scope)
+        self.fc1 = Dense(in_chs, in_chs // 2)
+        self.fc2 = Dense(in_chs // 2, out_chs)
+
+    def run(self, z):
+        return self.fc2(jax.nn.relu(self.fc1(z)))
+
+
+def _check_condition(in_chs: int, what: str) -> None:
+    if in_chs < 2:
+        raise ValueError(f"{what}: in_chs must be at least 2 (the modulating MLP's hidden width is in_chs // 2)")
+
+
+def _modulate(y, gamma, beta):
+    shape = gamma.shape + (1,) * (y.ndim - 2)
+    return gamma.reshape(shape) * y + beta.reshape(shape)
+
+
+class CBN(Craft):
+    """Conditional batch norm: non-affine BN of x (running statistics), then gamma(z) * x_hat + beta(z).
+
+    gamma and beta are 2-layer MLPs (in_chs -> in_chs // 2 -> out_chs, ReLU) of the condition z
+    (N, in_chs); call `(x, z)` with x (N, out_chs, *spatial).
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, dim: int = 2, mmnt: float = 0.9, scope: str = "CBN"):
+        super().__init__(scope)
+        _check_condition(in_chs, "CBN")
+        self.in_chs, self.out_chs = in_chs, out_chs
+        self.gamma = _Modulator(in_chs, out_chs, "GAMMA")
+        self.beta = _Modulator(in_chs, out_chs, "BETA")
+        self.norm = BN(out_chs, dim, mmnt, resilient=False)
+
+    def run(self, x, z):
+        _check_channels(x, self.out_chs, "CBN")
+        return _modulate(self.norm(x), self.gamma(z), self.beta(z))
+
+
+class CIN(Craft):
+    """Conditional instance norm: non-affine IN of x, then gamma(z) * x_hat + beta(z) (MLPs as in CBN).
+
+    `mmnt` is accepted for signature compatibility (instance norm keeps no running statistics).
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, dim: int = 2, mmnt: float = 0.9, scope: str = "CIN"):
+        super().__init__(scope)
+        _check_condition(in_chs, "CIN")
+        self.in_chs, self.out_chs = in_chs, out_chs
+        self.gamma = _Modulator(in_chs, out_chs, "GAMMA")
+        self.beta = _Modulator(in_chs, out_chs, "BETA")
+        self.norm = IN(out_chs, dim, mmnt, resilient=False)
+
+    def run(self, x, z):
+        return _modulate(self.norm(x), self.gamma(z), self.beta(z))
+
+
+def _sn_matrix_dim(craft) -> int:
+    """The weight axis that indexes outputs: 1 for transposed convolutions (as torch), else 0."""
+    return 1 if type(craft).__name__ == "TransConv" else 0
+
+
+def _sn_initial_uv(w: np.ndarray, dim: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Random unit u, v (from the initialiser stream) refined by 15 power iterations, as torch does at set-up."""
+    mat = np.moveaxis(np.asarray(w, np.float64), dim, 0).reshape(w.shape[dim], -1)
+    rng = _init.stream()
+    u, v = rng.normal(size=mat.shape[0]), rng.normal(size=mat.shape[1])
+
+    def unit(a):
+        return a / max(float(np.linalg.norm(a)), eps)
+
+    u, v = unit(u), unit(v)
+    for _ in range(SN_INIT_ITERS):
+        u = unit(mat @ v)
+        v = unit(mat.T @ u)
+    return u.astype(np.float32), v.astype(np.float32)
+
+
+def _unit(a, eps: float):
+    """a / max(||a||, eps), as torch.nn.functional.normalize."""
+    return a / jnp.maximum(jnp.linalg.norm(a), eps)
+
+
+class SN(Craft):
+    """Spectral normalisation of the wrapped craft's parameter `pname`: the craft runs with weight / sigma.
+
+    torch.nn.utils.parametrizations.spectral_norm semantics: sigma = u . (W v) from persistent
+    power-iteration vectors `u`, `v` (exported buffers), advanced `niters` times per call in train
+    mode only; W is the weight as a matrix (outputs x rest; axis 1 of a TransConv). A 1-D weight
+    is simply normalised to unit length. Calls are delegated: `SN(conv)(x)` runs `conv` on x.
+    """
+
+    def __init__(self, craft, niters: int = 1, eps: float = 1e-12, pname: str = "weight", scope: str = "SN"):
+        super().__init__(scope)
+        weight = getattr(craft, pname, None)
+        if not isinstance(weight, nnx.Param):
+            raise TypeError(f"SN: {type(craft).__name__} has no trainable parameter {pname!r} to normalise")
+        if int(niters) < 1:
+            raise ValueError(f"SN: niters must be at least 1, got {niters}")
+        self.craft, self.niters, self.eps, self.pname = craft, int(niters), float(eps), pname
+        self.mat_dim = _sn_matrix_dim(craft)
+        w = np.asarray(jax.device_get(weight.get_value()))
+        if w.ndim > 1:
+            u, v = _sn_initial_uv(w, self.mat_dim, self.eps)
+            self.u, self.v = nnx.BatchStat(jnp.asarray(u)), nnx.BatchStat(jnp.asarray(v))
+        else:
+            self.u = self.v = None
+
+    def normalised(self) -> jax.Array:
+        """The wrapped parameter divided by its spectral norm (advancing u, v in train mode)."""
+        w = getattr(self.craft, self.pname).get_value()
+        if w.ndim == 1:
+            return _unit(w, self.eps)
+        mat = jnp.moveaxis(w, self.mat_dim, 0).reshape(w.shape[self.mat_dim], -1)
+        u, v = self.u.get_value(), self.v.get_value()
+        if self.is_training():
+            fixed = jax.lax.stop_gradient(mat)
+            for _ in range(self.niters):
+                u = _unit(fixed @ v, self.eps)
+                v = _unit(fixed.T @ u, self.eps)
+            self.u.set_value(u)
+            self.v.set_value(v)
+        return w / jnp.dot(u, mat @ v)
+
+    def run(self, *args, **kwargs):
+        variable = getattr(self.craft, self.pname)
+        original = variable.get_value()
+        variable.set_value(self.normalised())
+        try:
+            return self.craft(*args, **kwargs)
+        finally:
+            variable.set_value(original)
+
+    def weights(self):
+        return self.craft.weights()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from nebulae.astro import init as _init
+
 from .craft import Craft
 
 __all__ = ["Dropout"]
@@ -19,6 +21,7 @@ class Dropout(Craft):
         if dim not in (1, 2, 3):
             raise ValueError(f"Dropout dim must be 1 (element-wise), 2 or 3 (channel-wise), got {dim}")
         self.p_drop, self.dim = float(p_drop), dim
+        self.seed = _init.draw_seed()  # kept in step with JAX's stream; torch draws masks from its global RNG
 
     def run(self, x):
         if not self.is_training() or self.p_drop == 0.0:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 
 from .craft import Craft
 
-__all__ = ["MSE", "SftmXE"]
+__all__ = ["MSE", "MAE", "Huber", "Charbon", "SigmXE", "SftmXE", "OHEM"]
+
+
+def _same_shape(x, y, what: str) -> None:
+    if x.shape != y.shape:
+        raise ValueError(f"{what}: prediction {tuple(x.shape)} and target {tuple(y.shape)} must have the same shape")
 
 
 class MSE(Craft):
@@ -16,7 +24,58 @@ class MSE(Craft):
         super().__init__(scope)
 
     def run(self, x, y):
+        _same_shape(x, y, "MSE")
         return F.mse_loss(x.float(), y.float())
+
+
+class MAE(Craft):
+    """Mean absolute error."""
+
+    def __init__(self, scope: str = "MAE"):
+        super().__init__(scope)
+
+    def run(self, x, y):
+        _same_shape(x, y, "MAE")
+        return F.l1_loss(x.float(), y.float())
+
+
+class Huber(Craft):
+    """Huber loss: 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), with d = x - y (torch's huber_loss)."""
+
+    def __init__(self, delta: float = 1.0, scope: str = "HUBER"):
+        super().__init__(scope)
+        if delta <= 0:
+            raise ValueError(f"Huber: delta must be positive, got {delta}")
+        self.delta = float(delta)
+
+    def run(self, x, y):
+        _same_shape(x, y, "Huber")
+        return F.huber_loss(x.float(), y.float(), delta=self.delta)
+
+
+class Charbon(Craft):
+    """Charbonnier loss: mean of sqrt((x - y)^2 + eps), a smooth L1."""
+
+    def __init__(self, eps: float = 1e-6, scope: str = "CHARBON"):
+        super().__init__(scope)
+        if eps <= 0:
+            raise ValueError(f"Charbon: eps must be positive, got {eps}")
+        self.eps = float(eps)
+
+    def run(self, x, y):
+        _same_shape(x, y, "Charbon")
+        return torch.sqrt(torch.square(x.float() - y.float()) + self.eps).mean()
+
+
+class SigmXE(Craft):
+    """Binary cross-entropy on logits x with targets y in [0, 1] (numerically stable form)."""
+
+    def __init__(self, scope: str = "SIGMXE"):
+        super().__init__(scope)
+
+    def run(self, x, y):
+        _same_shape(x, y, "SigmXE")
+        return F.binary_cross_entropy_with_logits(x.float(), y.float())
 
 
 class SftmXE(Craft):
@@ -34,3 +93,84 @@ class SftmXE(Craft):
                 )
             return F.cross_entropy(x, y.float())
         return F.cross_entropy(x, y.long())
+
+
+class OHEM(Craft):
+    """Online hard-example mining over dense maps: the mean of each row's hardest per-pixel losses.
+
+    `loss_fn(x, y)` returns the unreduced per-pixel loss (B, C, *spatial), e.g. `lambda x, y: (x - y) ** 2`.
+    Rows are (batch, channel) pairs when `chnl_wise`, else samples; P = pixels per row. In a row,
+    pixels with loss < `thr` are easy ("positives"), the rest negatives; the k hardest pixels are
+    averaged, k = max(ceil(he_ratio * P), min(floor(np_ratio * positives), negatives)), at most the
+    valid pixels. `keep_pos` also averages in every positive (each pixel counted once). `m`, an
+    optional mask broadcastable per row (e.g. (B, 1, *spatial)), marks valid pixels (> 0). The loss
+    is the mean over rows that have valid pixels. k is data-dependent but selected from a static
+    top-K (K bounds k from shapes and ratios), so both engines agree.
+    """
+
+    def __init__(
+        self,
+        loss_fn,
+        he_ratio: float = 0.005,
+        np_ratio: float = 3.0,
+        thr: float = 0.01,
+        chnl_wise: bool = True,
+        keep_pos: bool = False,
+        scope: str = "OHEM",
+    ):
+        super().__init__(scope)
+        if not callable(loss_fn):
+            raise TypeError(
+                f"OHEM: loss_fn must be a callable returning per-pixel losses, got {type(loss_fn).__name__}"
+            )
+        if not 0.0 < he_ratio <= 1.0:
+            raise ValueError(f"OHEM: he_ratio must be in (0, 1], got {he_ratio}")
+        if np_ratio < 0:
+            raise ValueError(f"OHEM: np_ratio must be non-negative, got {np_ratio}")
+        self.loss_fn, self.he_ratio, self.np_ratio, self.thr = loss_fn, float(he_ratio), float(np_ratio), float(thr)
+        self.chnl_wise, self.keep_pos = bool(chnl_wise), bool(keep_pos)
+
+    def bounds(self, pixels: int) -> tuple[int, int]:
+        """(k_he, K): the he_ratio floor of k and the static top-K that bounds k for rows of `pixels` pixels."""
+        k_he = min(pixels, max(1, math.ceil(self.he_ratio * pixels - 1e-9)))
+        k_np = math.floor(self.np_ratio * pixels / (self.np_ratio + 1.0)) + 1
+        return k_he, min(pixels, max(k_he, k_np))
+
+    def run(self, x, y, m=None):
+        loss = self.loss_fn(x, y).float()
+        if loss.ndim < (3 if self.chnl_wise else 2):
+            raise ValueError(
+                f"OHEM: loss_fn must return an unreduced per-pixel loss (B, C, *spatial), got shape {tuple(loss.shape)}"
+            )
+        rows = loss.reshape(loss.shape[0] * loss.shape[1] if self.chnl_wise else loss.shape[0], -1)
+        if m is None:
+            valid = torch.ones_like(rows, dtype=torch.bool)
+        else:
+            if (
+                m.ndim != loss.ndim
+                or any(a not in (1, b) for a, b in zip(m.shape, loss.shape))
+                or m.shape[0] != loss.shape[0]
+            ):
+                raise ValueError(
+                    f"OHEM: mask {tuple(m.shape)} must broadcast to the loss {tuple(loss.shape)} per sample"
+                )
+            valid = (m > 0).expand(loss.shape).reshape(rows.shape)
+        k_he, top = self.bounds(rows.shape[1])
+        positive = valid & (rows < self.thr)
+        npos = positive.sum(1).float()
+        nvalid = valid.sum(1).float()
+        k = torch.minimum(
+            torch.clamp(torch.minimum(torch.floor(npos * self.np_ratio), nvalid - npos), min=k_he), nvalid
+        )
+        hardest = torch.topk(rows.masked_fill(~valid, -math.inf), top, dim=1).values
+        chosen = torch.arange(top, device=rows.device)[None, :] < k[:, None]
+        if self.keep_pos:
+            chosen = chosen & (hardest >= self.thr)
+            total = torch.where(chosen, hardest, 0.0).sum(1) + torch.where(positive, rows, 0.0).sum(1)
+            count = chosen.sum(1).float() + npos
+        else:
+            total = torch.where(chosen, hardest, 0.0).sum(1)
+            count = chosen.sum(1).float()
+        used = count > 0
+        per_row = torch.where(used, total / torch.clamp(count, min=1.0), 0.0)
+        return per_row.sum() / torch.clamp(used.sum().float(), min=1.0)

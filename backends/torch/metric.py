@@ -1,5 +1,121 @@
-"""Metric crafts on torch (filled in by the dock catalogue work)."""
+"""Metrics on torch: classification accuracy, PSNR and (Gaussian-window) SSIM; each returns a float32 scalar."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .craft import Craft
+
+__all__ = ["AccCls", "PSNR", "SSIM"]
+
+PSNR_EPS = 1e-8
+
+
+def _check_images(x, y, what: str) -> None:
+    if x.ndim != 4 or x.shape != y.shape:
+        raise ValueError(
+            f"{what}: expected two (N, C, H, W) images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+
+
+def _gaussian_window(size: int, sigma: float) -> np.ndarray:
+    """The normalised 1-D Gaussian window of SSIM (dm-pix / tf.image.ssim's definition)."""
+    half = size // 2
+    shift = (2 * half - size + 1) / 2
+    w = np.exp(-0.5 * ((np.arange(size) - half + shift) / sigma) ** 2)
+    return (w / w.sum()).astype(np.float32)
+
+
+class AccCls(Craft):
+    """Classification accuracy of scores x (N, C, ...) against labels y.
+
+    Single-label: argmax over axis 1 against integer labels (N, ...), or one-hot labels shaped like x
+    when `is_one_hot`. Multi-label (`multi_class`): x holds probabilities, rounded as they are (no
+    sigmoid), and a sample counts only if all its labels (axis 1) match y (multi-hot, shaped like x).
+    """
+
+    def __init__(self, multi_class: bool = False, is_one_hot: bool = False, scope: str = "ACCCLS"):
+        super().__init__(scope)
+        if multi_class and is_one_hot:
+            raise ValueError("AccCls: multi-label targets are multi-hot, not one-hot; use is_one_hot=False")
+        self.multi_class, self.is_one_hot = bool(multi_class), bool(is_one_hot)
+
+    def run(self, x, y):
+        if self.multi_class or self.is_one_hot:
+            if y.shape != x.shape:
+                raise ValueError(f"AccCls: labels must have the scores' shape {tuple(x.shape)}, got {tuple(y.shape)}")
+            if self.multi_class:
+                return (torch.round(x.float()) == y.float()).all(1).float().mean()
+            y = y.argmax(1)
+        elif y.shape != x.shape[:1] + x.shape[2:]:
+            raise ValueError(
+                f"AccCls: integer labels must have shape {tuple(x.shape[:1] + x.shape[2:])} "
+                f"for scores {tuple(x.shape)}, got {tuple(y.shape)}"
+            )
+        return (x.argmax(1) == y).float().mean()
+
+
+class PSNR(Craft):
+    """Peak signal-to-noise ratio 10 log10(peak^2 / (MSE + 1e-8)), computed per image and averaged over the batch.
+
+    (The original computed one MSE over the whole batch; per-image PSNR is the usual reporting.)
+    """
+
+    def __init__(self, peak: float = 1.0, scope: str = "PSNR"):
+        super().__init__(scope)
+        self.peak = float(peak)
+
+    def run(self, x, y):
+        if x.shape != y.shape or x.ndim < 2:
+            raise ValueError(
+                f"PSNR: expected two batches of one shape (N, ...), got {tuple(x.shape)} and {tuple(y.shape)}"
+            )
+        mse = torch.square(x.float() - y.float()).flatten(1).mean(1)
+        return (10.0 * torch.log10(self.peak**2 / (mse + PSNR_EPS))).mean()
+
+
+class SSIM(Craft):
+    """Structural similarity (Wang et al. 2004) of (N, C, H, W) images, per image then averaged over the batch.
+
+    The standard form: a `size` x `size` Gaussian window of std `sigma` (valid filtering),
+    C1 = (k1 peak)^2, C2 = (k2 peak)^2, channels averaged; the same numbers as dm-pix's `ssim`.
+    """
+
+    def __init__(
+        self,
+        peak: float = 1.0,
+        size: int = 11,
+        sigma: float = 1.5,
+        k1: float = 0.01,
+        k2: float = 0.03,
+        scope: str = "SSIM",
+    ):
+        super().__init__(scope)
+        if size < 1 or sigma <= 0:
+            raise ValueError(f"SSIM: window size must be >= 1 and sigma > 0, got size {size}, sigma {sigma}")
+        self.peak, self.size, self.sigma, self.k1, self.k2 = float(peak), int(size), float(sigma), float(k1), float(k2)
+        window = torch.from_numpy(_gaussian_window(self.size, self.sigma))
+        self.register_buffer("window_h", window.reshape(1, 1, -1, 1), persistent=False)
+        self.register_buffer("window_w", window.reshape(1, 1, 1, -1), persistent=False)
+
+    def _blur(self, z):
+        return F.conv2d(F.conv2d(z, self.window_w), self.window_h)
+
+    def run(self, x, y):
+        _check_images(x, y, "SSIM")
+        n, c, h, w = x.shape
+        if h < self.size or w < self.size:
+            raise ValueError(f"SSIM: images ({h}x{w}) must be at least the window size {self.size}")
+        a, b = x.float().reshape(n * c, 1, h, w), y.float().reshape(n * c, 1, h, w)
+        mu_a, mu_b = self._blur(a), self._blur(b)
+        mu_aa, mu_bb, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+        eps = torch.finfo(torch.float32).eps ** 2
+        var_a = torch.clamp(self._blur(a * a) - mu_aa, min=eps)
+        var_b = torch.clamp(self._blur(b * b) - mu_bb, min=eps)
+        cov = self._blur(a * b) - mu_ab
+        cov = torch.sign(cov) * torch.minimum(torch.sqrt(var_a * var_b), cov.abs())
+        c1, c2 = (self.k1 * self.peak) ** 2, (self.k2 * self.peak) ** 2
+        ssim_map = (2 * mu_ab + c1) * (2 * cov + c2) / ((mu_aa + mu_bb + c1) * (var_a + var_b + c2))
+        return ssim_map.reshape(n, -1).mean(1).mean()

@@ -25,6 +25,15 @@ def stream() -> np.random.Generator:
     return _rng
 
 
+def draw_seed() -> int:
+    """A seed for a craft's own random stream (dropout), drawn from the initialiser stream.
+
+    Every engine draws it at the same point of construction, so the weights of layers built
+    afterwards stay identical across engines.
+    """
+    return int(_rng.integers(0, 2**31 - 1))
+
+
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of `shape` with PyTorch's convention."""
     if len(shape) < 2:
