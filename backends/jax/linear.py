@@ -10,7 +10,7 @@ from nebulae.astro import init as _init
 
 from .craft import Craft
 
-__all__ = ["Dense"]
+__all__ = ["Dense", "Embed"]
 
 
 def parameter(array: np.ndarray | None) -> nnx.Param | None:
@@ -35,6 +35,28 @@ class Dense(Craft):
         if self.bias is not None:
             y = y + self.bias.get_value().astype(y.dtype)
         return jnp.moveaxis(y, -1, self.axis) if moved else y
+
+    def weights(self):
+        return self.weight
+
+
+class Embed(Craft):
+    """Embedding lookup: integer indices (any shape) -> rows of `weight` (ntoken, token_dim), as torch.nn.Embedding.
+
+    `weight` is initialised N(0, 1) as torch's; an index outside [0, ntoken) is an error on torch and NaN rows on JAX.
+    """
+
+    def __init__(self, ntoken: int, token_dim: int, w_init=None, scope: str = "EMBED"):
+        super().__init__(scope)
+        self.ntoken, self.token_dim = ntoken, token_dim
+        self.weight = parameter(_init.make(w_init or _init.Normal(), (ntoken, token_dim)))
+
+    def run(self, idx):
+        if not jnp.issubdtype(idx.dtype, jnp.integer):
+            raise TypeError(f"Embed needs integer indices, got dtype {idx.dtype}")
+        # a traced index cannot raise, so out-of-range indices give NaN rows instead of another token's row
+        idx = jnp.where(idx < 0, self.ntoken, idx)  # jnp.take would wrap negative indices
+        return jnp.take(self.weight.get_value(), idx, axis=0, mode="fill", fill_value=jnp.nan)
 
     def weights(self):
         return self.weight

@@ -1,5 +1,79 @@
-"""Pad crafts on JAX (filled in by the dock catalogue work)."""
+"""Pad and Identity on JAX; the padding-mode constants CONSTANT, REFLECT and BORDER (= replicate)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import jax.numpy as jnp
+from jax import lax
+
+from .craft import Craft
+
+__all__ = ["CONSTANT", "REFLECT", "BORDER", "Pad", "Identity"]
+
+CONSTANT = 10
+REFLECT = 11
+BORDER = 12
+_MODES = {CONSTANT: "constant", REFLECT: "reflect", BORDER: "replicate"}
+_NAMES = {"constant": "constant", "reflect": "reflect", "replicate": "replicate", "border": "replicate"}
+
+
+def mode_name(mode) -> str:
+    """CONSTANT/REFLECT/BORDER or 'constant'/'reflect'/'replicate' ('border') -> the F.pad mode name."""
+    name = _MODES.get(mode) if isinstance(mode, int) else _NAMES.get(str(mode).lower())
+    if name is None:
+        raise ValueError(
+            f"padding mode must be CONSTANT, REFLECT, BORDER or 'constant'/'reflect'/'replicate', got {mode!r}"
+        )
+    return name
+
+
+def fpad_list(padding) -> tuple[int, ...] | int:
+    """Check a Pad argument: an int (every spatial dimension) or an even-length list in F.pad order."""
+    if isinstance(padding, int):
+        return padding
+    padding = tuple(int(p) for p in padding)
+    if not padding or len(padding) % 2:
+        raise ValueError(
+            f"Pad needs an int or an even-length list in F.pad order (last dimension first), got {padding}"
+        )
+    return padding
+
+
+class Pad(Craft):
+    """Pad the trailing dimensions in F.pad order (left, right, top, bottom, front, back); an int pads every
+    spatial dimension (all but N and C). Modes: CONSTANT (with `value`; negative pads crop), REFLECT, BORDER."""
+
+    def __init__(self, padding, mode=CONSTANT, value: float = 0.0, scope: str = "PAD"):
+        super().__init__(scope)
+        self.padding, self.mode, self.value = fpad_list(padding), mode_name(mode), float(value)
+
+    def run(self, x):
+        pads = self.padding
+        if isinstance(pads, int):
+            pads = (pads,) * (2 * (x.ndim - 2))
+        if len(pads) > 2 * x.ndim:
+            raise ValueError(f"Pad: {len(pads) // 2} padded dimensions for a {x.ndim}-D input")
+        n = len(pads) // 2
+        pairs = [(0, 0)] * (x.ndim - n) + [(pads[2 * i], pads[2 * i + 1]) for i in reversed(range(n))]
+        if self.mode == "constant":
+            return lax.pad(x, jnp.asarray(self.value, x.dtype), [(a, b, 0) for a, b in pairs])
+        # negative pads crop first (as torch does), then the rest is filled by reflection or replication
+        x = lax.pad(x, jnp.zeros((), x.dtype), [(min(a, 0), min(b, 0), 0) for a, b in pairs])
+        pairs = [(max(a, 0), max(b, 0)) for a, b in pairs]
+        if self.mode == "reflect":
+            for axis, (a, b) in enumerate(pairs):
+                if max(a, b) >= x.shape[axis]:
+                    raise ValueError(
+                        f"Pad: reflect padding {(a, b)} must be smaller than the size {x.shape[axis]} of axis {axis}"
+                    )
+            return jnp.pad(x, pairs, mode="reflect")
+        return jnp.pad(x, pairs, mode="edge")
+
+
+class Identity(Craft):
+    """Return the input unchanged."""
+
+    def __init__(self, scope: str = "IDENTITY"):
+        super().__init__(scope)
+
+    def run(self, x):
+        return x

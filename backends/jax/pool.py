@@ -1,5 +1,81 @@
-"""Pool crafts on JAX (filled in by the dock catalogue work)."""
+"""Pooling crafts on JAX: MaxPool and AvgPool, 1/2/3-D by len(kernel), global when kernel[-1] < 0."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import math
+
+import jax.numpy as jnp
+from jax import lax
+
+from nebulae.astro import padding as _pad
+
+from .craft import Craft
+
+__all__ = ["MaxPool", "AvgPool"]
+
+
+def pool_setup(name: str, kernel: tuple, stride, padding):
+    """Check the arguments; (ndim, global?, kernel, stride, [(before, after)] per dimension in natural order)."""
+    ndim = len(kernel)
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"{name} supports 1-, 2- and 3-D kernels, got kernel {kernel}")
+    if kernel[-1] < 0:
+        return ndim, True, None, None, None
+    kernel = tuple(int(k) for k in kernel)
+    if min(kernel) < 1:
+        raise ValueError(f"{name} kernel sizes must be >= 1 (or kernel[-1] < 0 for global pooling), got {kernel}")
+    stride = _pad.spatial(stride, ndim, "stride")
+    pairs = _pad.conv_pairs(padding, ndim)
+    if any(p < 0 for pair in pairs for p in pair):
+        raise ValueError(f"{name} padding must be >= 0, got {padding}")
+    return ndim, False, kernel, stride, pairs
+
+
+class _Pool(Craft):
+    def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "POOL"):
+        super().__init__(scope)
+        self.ndim, self.whole, self.kernel, self.stride, pairs = pool_setup(
+            type(self).__name__, kernel, stride, padding
+        )
+        self.dims = tuple(range(-self.ndim, 0))
+        if not self.whole:
+            self.pairs = tuple(pairs)
+
+    def _window(self, x, init, op):
+        """lax.reduce_window over the spatial dimensions, padded with `init`."""
+        lead = x.ndim - self.ndim
+        for n, k, (a, b) in zip(x.shape[lead:], self.kernel, self.pairs):
+            if n + a + b < k:
+                raise ValueError(
+                    f"{type(self).__name__}: kernel {self.kernel} is larger than the padded input {x.shape[lead:]}"
+                )
+        return lax.reduce_window(
+            x, init, op, (1,) * lead + self.kernel, (1,) * lead + self.stride, ((0, 0),) * lead + self.pairs
+        )
+
+
+class MaxPool(_Pool):
+    """Max pooling, 1/2/3-D by len(kernel); padding as Conv reads it (padded with -inf); kernel[-1] < 0: global max."""
+
+    def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "MPOOL"):
+        super().__init__(kernel, stride, padding, scope)
+
+    def run(self, x):
+        if self.whole:
+            return jnp.max(x, self.dims, keepdims=True)
+        low = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+        return self._window(x, jnp.asarray(low, x.dtype), lax.max)
+
+
+class AvgPool(_Pool):
+    """Average pooling, 1/2/3-D by len(kernel); padding as Conv reads it (zeros, counted in the average, as torch's
+    count_include_pad=True); kernel[-1] < 0: global average."""
+
+    def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "APOOL"):
+        super().__init__(kernel, stride, padding, scope)
+
+    def run(self, x):
+        if self.whole:
+            return jnp.mean(x, self.dims, keepdims=True)
+        total = self._window(x, jnp.zeros((), x.dtype), lax.add)
+        return total / jnp.asarray(math.prod(self.kernel), x.dtype)

@@ -11,9 +11,10 @@ from nebulae.astro import padding as _pad
 from .craft import Craft
 from .linear import parameter
 
-__all__ = ["Conv"]
+__all__ = ["Conv", "TransConv"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_TRANS = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
 class Conv(Craft):
@@ -65,3 +66,91 @@ class Conv(Craft):
 
     def weights(self):
         return self.weight
+
+
+class TransConv(Craft):
+    """1/2/3-D transposed convolution (the adjoint of `Conv` with the same kernel, stride, padding and dilation).
+
+    The weight is laid out as torch's ConvTransposeNd: (in_chs, out_chs / group, *kernel). `padding` (read as
+    Conv reads it, asymmetric pairs included) crops the full output: (before, after) removes `before` leading
+    and `after` trailing elements. `out_size` (spatial) fixes the output size exactly, as torch's output_padding
+    does: it must lie in [nominal, nominal + max(stride, dilation) - 1]; None gives the nominal size.
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        out_size,
+        kernel: tuple,
+        stride=1,
+        padding=0,
+        dilation=1,
+        group: int = 1,
+        w_init=None,
+        b_init=None,
+        scope: str = "TRANSCONV",
+    ):
+        super().__init__(scope)
+        self.ndim = len(kernel)
+        if self.ndim not in _TRANS:
+            raise ValueError(f"TransConv supports 1-, 2- and 3-D kernels, got kernel {kernel}")
+        if in_chs % group or out_chs % group:
+            raise ValueError(f"TransConv: in_chs {in_chs} and out_chs {out_chs} must both divide by group {group}")
+        self.kernel = tuple(int(k) for k in kernel)
+        self.stride = _pad.spatial(stride, self.ndim, "stride")
+        self.dilation = _pad.spatial(dilation, self.ndim, "dilation")
+        self.pairs = _pad.conv_pairs(padding, self.ndim)
+        if any(p < 0 for pair in self.pairs for p in pair):
+            raise ValueError(f"TransConv padding must be >= 0, got {padding}")
+        self.out_size = None if out_size is None else _pad.spatial(out_size, self.ndim, "out_size")
+        self.group = group
+        shape = (in_chs, out_chs // group, *self.kernel)
+        w_init = _init.XavierNorm() if w_init is None else w_init
+        if isinstance(w_init, _init.Initializer):
+            self.weight = parameter(_init.make(w_init, shape))
+        else:
+            self.register_buffer("weight", torch.from_numpy(_init.make(w_init, shape)), persistent=False)
+        self.bias = parameter(_init.make(_init.Zeros() if b_init is None else b_init, (out_chs,)))
+        self._plans: dict = {}
+
+    def run(self, x):
+        plan = self._plans.get(x.shape[2:])
+        if plan is None:
+            plan = self._plans[x.shape[2:]] = self._plan(tuple(x.shape[2:]))
+        padding, extra, crop = plan
+        y = _TRANS[self.ndim](x, self.weight, self.bias, self.stride, padding, extra, self.group, self.dilation)
+        return y if crop is None else y[crop]
+
+    def _plan(self, size: tuple) -> tuple:
+        """torch padding and output_padding for this input size, and the slice that crops asymmetric pairs."""
+        targets = transposed_sizes(size, self.kernel, self.stride, self.pairs, self.dilation, self.out_size)
+        padding, extra, crop = [], [], [slice(None), slice(None)]
+        for n, k, s, d, (a, b), m in zip(size, self.kernel, self.stride, self.dilation, self.pairs, targets):
+            full = (n - 1) * s + d * (k - 1) + 1
+            p = min(a, b)
+            op = max(0, a + m + p - full)
+            padding.append(p)
+            extra.append(op)
+            crop.append(slice(a - p, a - p + m))
+        asymmetric = any(a != b for a, b in self.pairs)
+        return tuple(padding), tuple(extra), (tuple(crop) if asymmetric else None)
+
+    def weights(self):
+        return self.weight
+
+
+def transposed_sizes(size, kernel, stride, pairs, dilation, out_size) -> tuple:
+    """The output size of a transposed convolution, checked against `out_size` (None: the nominal size)."""
+    targets = []
+    for i, (n, k, s, d, (a, b)) in enumerate(zip(size, kernel, stride, dilation, pairs)):
+        nominal = (n - 1) * s + d * (k - 1) + 1 - a - b
+        m = nominal if out_size is None else out_size[i]
+        if not nominal <= m < nominal + max(s, d) or m <= 0:
+            raise ValueError(
+                f"TransConv: out_size {out_size} cannot be reached from input size {tuple(size)} in dimension {i}:"
+                f" with kernel {k}, stride {s}, dilation {d} and padding {(a, b)} it must be in"
+                f" [{nominal}, {nominal + max(s, d) - 1}]"
+            )
+        targets.append(m)
+    return tuple(targets)

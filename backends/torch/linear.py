@@ -11,7 +11,7 @@ from nebulae.astro import init as _init
 
 from .craft import Craft
 
-__all__ = ["Dense"]
+__all__ = ["Dense", "Embed"]
 
 
 def parameter(array: np.ndarray | None) -> nn.Parameter | None:
@@ -32,6 +32,24 @@ class Dense(Craft):
         if self.axis in (-1, x.ndim - 1):
             return F.linear(x, self.weight, self.bias)
         return F.linear(x.movedim(self.axis, -1), self.weight, self.bias).movedim(-1, self.axis)
+
+    def weights(self):
+        return self.weight
+
+
+class Embed(Craft):
+    """Embedding lookup: integer indices (any shape) -> rows of `weight` (ntoken, token_dim), as torch.nn.Embedding.
+
+    `weight` is initialised N(0, 1) as torch's; an index outside [0, ntoken) is an error on torch and NaN rows on JAX.
+    """
+
+    def __init__(self, ntoken: int, token_dim: int, w_init=None, scope: str = "EMBED"):
+        super().__init__(scope)
+        self.ntoken, self.token_dim = ntoken, token_dim
+        self.weight = parameter(_init.make(w_init or _init.Normal(), (ntoken, token_dim)))
+
+    def run(self, idx):
+        return F.embedding(idx, self.weight)
 
     def weights(self):
         return self.weight

@@ -1,5 +1,75 @@
-"""Pool crafts on torch (filled in by the dock catalogue work)."""
+"""Pooling crafts on torch: MaxPool and AvgPool, 1/2/3-D by len(kernel), global when kernel[-1] < 0."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import torch.nn.functional as F
+
+from nebulae.astro import padding as _pad
+
+from .craft import Craft
+
+__all__ = ["MaxPool", "AvgPool"]
+
+_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+def pool_setup(name: str, kernel: tuple, stride, padding):
+    """Check the arguments; (ndim, global?, kernel, stride, [(before, after)] per dimension in natural order)."""
+    ndim = len(kernel)
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"{name} supports 1-, 2- and 3-D kernels, got kernel {kernel}")
+    if kernel[-1] < 0:
+        return ndim, True, None, None, None
+    kernel = tuple(int(k) for k in kernel)
+    if min(kernel) < 1:
+        raise ValueError(f"{name} kernel sizes must be >= 1 (or kernel[-1] < 0 for global pooling), got {kernel}")
+    stride = _pad.spatial(stride, ndim, "stride")
+    pairs = _pad.conv_pairs(padding, ndim)
+    if any(p < 0 for pair in pairs for p in pair):
+        raise ValueError(f"{name} padding must be >= 0, got {padding}")
+    return ndim, False, kernel, stride, pairs
+
+
+class _Pool(Craft):
+    def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "POOL"):
+        super().__init__(scope)
+        self.ndim, self.whole, self.kernel, self.stride, pairs = pool_setup(
+            type(self).__name__, kernel, stride, padding
+        )
+        self.dims = tuple(range(-self.ndim, 0))
+        if self.whole:
+            return
+        # torch pads symmetrically up to half the kernel itself; anything else is padded beforehand
+        self.native = all(a == b and a <= k // 2 for (a, b), k in zip(pairs, self.kernel))
+        self.padding = tuple(a for a, _ in pairs) if self.native else 0
+        self.fpad = None if self.native else _pad.fpad_order(pairs)
+
+
+class MaxPool(_Pool):
+    """Max pooling, 1/2/3-D by len(kernel); padding as Conv reads it (padded with -inf); kernel[-1] < 0: global max."""
+
+    def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "MPOOL"):
+        super().__init__(kernel, stride, padding, scope)
+
+    def run(self, x):
+        if self.whole:
+            return x.amax(self.dims, keepdim=True)
+        if self.fpad is not None:
+            x = F.pad(x, self.fpad, value=float("-inf"))
+        return _MAX[self.ndim](x, self.kernel, self.stride, self.padding)
+
+
+class AvgPool(_Pool):
+    """Average pooling, 1/2/3-D by len(kernel); padding as Conv reads it (zeros, counted in the average, as torch's
+    count_include_pad=True); kernel[-1] < 0: global average."""
+
+    def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "APOOL"):
+        super().__init__(kernel, stride, padding, scope)
+
+    def run(self, x):
+        if self.whole:
+            return x.mean(self.dims, keepdim=True)
+        if self.fpad is not None:
+            x = F.pad(x, self.fpad)
+        return _AVG[self.ndim](x, self.kernel, self.stride, self.padding)

@@ -1,5 +1,187 @@
-"""Resample crafts on torch (filled in by the dock catalogue work)."""
+"""Resampling crafts on torch: Zoom (interpolate), SubPix / SurPix (pixel shuffle / unshuffle), GridSample, Warp.
+
+Interpolation constants NEAREST, LINEAR, CUBIC, AREA (or the strings 'nearest', 'linear', 'cubic', 'area');
+padding modes for sampling are pad.CONSTANT (zeros), pad.BORDER and pad.REFLECT.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import torch
+import torch.nn.functional as F
+
+from .craft import Craft
+from .pad import BORDER, CONSTANT, REFLECT
+
+__all__ = ["NEAREST", "LINEAR", "CUBIC", "AREA", "Zoom", "SubPix", "SurPix", "GridSample", "Warp"]
+
+NEAREST = 0
+LINEAR = 1
+CUBIC = 2
+AREA = 3
+_INTERP_NAMES = {"nearest": NEAREST, "linear": LINEAR, "cubic": CUBIC, "area": AREA}
+_ZOOM_MODES = {  # interpolation -> {input rank: F.interpolate mode}
+    NEAREST: {3: "nearest", 4: "nearest", 5: "nearest"},
+    LINEAR: {3: "linear", 4: "bilinear", 5: "trilinear"},
+    CUBIC: {4: "bicubic"},
+    AREA: {3: "area", 4: "area", 5: "area"},
+}
+_SAMPLE_MODES = {NEAREST: "nearest", LINEAR: "bilinear", CUBIC: "bicubic"}
+_SAMPLE_PADS = {CONSTANT: "zeros", BORDER: "border", REFLECT: "reflection"}
+_SAMPLE_PAD_NAMES = {
+    "constant": CONSTANT, "zeros": CONSTANT, "border": BORDER, "replicate": BORDER, "reflect": REFLECT,
+    "reflection": REFLECT,
+}  # fmt: skip
+
+
+def interp_code(interp, allowed: tuple, what: str) -> int:
+    """NEAREST/LINEAR/CUBIC/AREA or their names -> the constant, checked against what `what` supports."""
+    code = _INTERP_NAMES.get(interp.lower()) if isinstance(interp, str) else interp
+    if code not in allowed:
+        names = ", ".join(n for n, c in _INTERP_NAMES.items() if c in allowed)
+        raise ValueError(f"{what} interp must be one of {names} (or their constants), got {interp!r}")
+    return code
+
+
+def sample_pad_code(pad_mode) -> int:
+    """CONSTANT (zeros) / BORDER / REFLECT or their names -> the constant."""
+    code = _SAMPLE_PAD_NAMES.get(pad_mode.lower()) if isinstance(pad_mode, str) else pad_mode
+    if code not in _SAMPLE_PADS:
+        raise ValueError(f"pad_mode must be CONSTANT (zeros), BORDER or REFLECT, got {pad_mode!r}")
+    return code
+
+
+def zoom_target(size, scale) -> tuple:
+    """Check Zoom's size / scale (exactly one given); (size tuple or int or None, scale tuple or float or None)."""
+    size = None if size is None or size == () else size
+    scale = None if scale is None or scale == () else scale
+    if (size is None) == (scale is None):
+        raise ValueError(f"Zoom needs exactly one of size and scale, got size={size!r}, scale={scale!r}")
+    if size is not None:
+        size = int(size) if isinstance(size, int) else tuple(int(s) for s in size)
+        if min((size,) if isinstance(size, int) else size) < 1:
+            raise ValueError(f"Zoom size must be positive, got {size}")
+    else:
+        scale = float(scale) if isinstance(scale, (int, float)) else tuple(float(s) for s in scale)
+        if min((scale,) if isinstance(scale, float) else scale) <= 0:
+            raise ValueError(f"Zoom scale must be positive, got {scale}")
+    return size, scale
+
+
+def scale_factor(scale) -> int:
+    """A SubPix / SurPix factor: an int or a square (r, r) tuple."""
+    if isinstance(scale, int):
+        r = scale
+    else:
+        scale = tuple(int(s) for s in scale)
+        if len(set(scale)) != 1:
+            raise ValueError(f"pixel shuffling needs a square factor (r, r), got {scale}")
+        r = scale[0]
+    if r < 1:
+        raise ValueError(f"pixel shuffling factor must be >= 1, got {scale}")
+    return r
+
+
+class Zoom(Craft):
+    """Resize (N, C, *spatial) to `size` or by `scale` (exactly one) as F.interpolate: NEAREST, LINEAR (linear,
+    bilinear or trilinear by rank), CUBIC (2-D only) or AREA; `aligned` is align_corners (LINEAR/CUBIC only)."""
+
+    def __init__(self, size=(), scale=(), interp=LINEAR, aligned: bool = True, scope: str = "ZOOM"):
+        super().__init__(scope)
+        self.size, self.scale = zoom_target(size, scale)
+        self.interp = interp_code(interp, (NEAREST, LINEAR, CUBIC, AREA), "Zoom")
+        self.modes = _ZOOM_MODES[self.interp]
+        self.aligned = bool(aligned) if self.interp in (LINEAR, CUBIC) else None
+        target = self.size if self.size is not None else self.scale
+        self.rank = None if isinstance(target, (int, float)) else len(target) + 2
+
+    def run(self, x):
+        mode = self.modes.get(x.ndim)
+        if mode is None or (self.rank is not None and self.rank != x.ndim):
+            raise ValueError(zoom_error(self, x.shape))
+        return F.interpolate(x, self.size, self.scale, mode, self.aligned)
+
+
+def zoom_error(zoom, shape) -> str:
+    """The message for an input Zoom cannot resize."""
+    if (zoom.rank or len(shape)) != len(shape):
+        target = zoom.size if zoom.size is not None else zoom.scale
+        return f"Zoom: {target} has {zoom.rank - 2} spatial sizes but the input {tuple(shape)} has {len(shape) - 2}"
+    if zoom.interp == CUBIC:
+        return f"Zoom: CUBIC interpolation works on 4-D (N, C, H, W) inputs only, got shape {tuple(shape)}"
+    return f"Zoom needs a 3-, 4- or 5-D (N, C, *spatial) input, got shape {tuple(shape)}"
+
+
+class SubPix(Craft):
+    """Pixel shuffle: (*, C r^2, H, W) -> (*, C, H r, W r) for a factor r (an int or a square (r, r))."""
+
+    def __init__(self, scale, scope: str = "SUBPIX"):
+        super().__init__(scope)
+        self.scale = scale_factor(scale)
+
+    def run(self, x):
+        return F.pixel_shuffle(x, self.scale)
+
+
+class SurPix(Craft):
+    """Pixel unshuffle: (*, C, H r, W r) -> (*, C r^2, H, W) for a factor r (an int or a square (r, r))."""
+
+    def __init__(self, scale, scope: str = "SURPIX"):
+        super().__init__(scope)
+        self.scale = scale_factor(scale)
+
+    def run(self, x):
+        return F.pixel_unshuffle(x, self.scale)
+
+
+class GridSample(Craft):
+    """Sample x (N, C, H, W) or (N, C, D, H, W) at grid (N, *out, 2 or 3) of (x, y[, z]) coordinates in [-1, 1], as
+    F.grid_sample: NEAREST, LINEAR or CUBIC (4-D only); pad_mode CONSTANT (zeros), BORDER or REFLECT."""
+
+    def __init__(self, interp=LINEAR, aligned: bool = True, pad_mode=CONSTANT, scope: str = "GRIDSAMPLE"):
+        super().__init__(scope)
+        self.interp = interp_code(interp, (NEAREST, LINEAR, CUBIC), "GridSample")
+        self.mode = _SAMPLE_MODES[self.interp]
+        self.pad_mode = _SAMPLE_PADS[sample_pad_code(pad_mode)]
+        self.aligned = bool(aligned)
+
+    def run(self, x, grid):
+        return F.grid_sample(x, grid, self.mode, self.pad_mode, self.aligned)
+
+
+class Warp(Craft):
+    """Backward warping of x (N, C, H, W) by a pixel-unit flow (N, 2, H, W): output[p] = x[p + flow[p]], with
+    flow[:, 0] along W and flow[:, 1] along H, sampled as GridSample (so integer flows move whole pixels)."""
+
+    def __init__(self, interp=LINEAR, aligned: bool = True, pad_mode=CONSTANT, scope: str = "WARP"):
+        super().__init__(scope)
+        self.sample = GridSample(interp, aligned, pad_mode)
+        self.aligned = bool(aligned)
+        self._bases: dict = {}
+
+    def run(self, x, flow):
+        if x.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2 or flow.shape[2:] != x.shape[2:]:
+            raise ValueError(
+                f"Warp needs x (N, C, H, W) and flow (N, 2, H, W) of the same H, W; got {tuple(x.shape)} and"
+                f" {tuple(flow.shape)}"
+            )
+        key = (x.shape[2:], flow.device, flow.dtype)
+        base = self._bases.get(key)
+        if base is None:
+            base = self._bases[key] = warp_base(*x.shape[2:], self.aligned, flow.device, flow.dtype)
+        origin, unit = base
+        grid = (origin + flow * unit).permute(0, 2, 3, 1)
+        return self.sample(x, grid)
+
+
+def warp_base(h: int, w: int, aligned: bool, device, dtype) -> tuple:
+    """The normalised base grid (1, 2, H, W) of pixel centres and the per-pixel step (1, 2, 1, 1) that GridSample
+    with this `aligned` maps back to whole pixels."""
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    if aligned:
+        ux, uy = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
+        origin = torch.stack([gx * ux - 1.0, gy * uy - 1.0])
+    else:
+        ux, uy = 2.0 / w, 2.0 / h
+        origin = torch.stack([(2.0 * gx + 1.0) / w - 1.0, (2.0 * gy + 1.0) / h - 1.0])
+    unit = torch.tensor([ux, uy], dtype=torch.float64).view(1, 2, 1, 1)
+    return origin[None].to(device, dtype), unit.to(device, dtype)
