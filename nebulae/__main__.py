@@ -1,4 +1,4 @@
-"""`python -m nebulae`: info, demo (more commands arrive with their features)."""
+"""`python -m nebulae`: info, demo, pack (more commands arrive with their features)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--core", default=os.environ.get("NEB_CORE", "pytorch"), help="pytorch or jax")
     demo.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to examples/demo.py")
     demo.set_defaults(func=_demo)
+    from nebulae.fuel import pack
+
+    pack.add_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,1 +1,21 @@
-"""fuel: pack raw files into HDF5 (Generator), serve NumPy batches (Tank), augment (Comburant)."""
+"""fuel: pack raw files into HDF5 (Generator), serve NumPy batches (Tank), augment (Comburant).
+
+Engine-neutral NumPy/OpenCV/h5py code: importing it loads neither torch, jax nor Grain.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Generator": "generator",
+    "shard_paths": "generator",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"nebulae.fuel.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'nebulae.fuel' has no attribute {name!r}")

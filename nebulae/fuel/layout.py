@@ -104,11 +104,11 @@ def decode(data: np.ndarray | bytes, channel: int) -> np.ndarray:
     """Decode JPEG/PNG bytes to an RGB (or grey) HWC uint8 array with `channel` channels."""
     buf = np.frombuffer(data, np.uint8)
     if channel == 1:
-        image = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        image = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
         if image is None:
             raise ValueError("undecodable image bytes")
         return image[:, :, None]
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ValueError("undecodable image bytes")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
