@@ -11,6 +11,7 @@ from nebulae.astro import schedule as _schedule
 from . import (
     activation,
     attention,
+    augment,
     conv,
     craft,
     dropout,
@@ -56,6 +57,7 @@ _MODULES = [
     metric,
     optim,
     ema,
+    augment,
 ]
 
 Craft = craft.Craft
