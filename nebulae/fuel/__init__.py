@@ -10,6 +10,7 @@ import importlib
 _EXPORTS = {
     "Generator": "generator",
     "shard_paths": "generator",
+    "Tank": "depot",
     "Comburant": "comburant",
     "seeded": "comburant",
     "Op": "comburant",

@@ -133,6 +133,8 @@ class Column:
 
     def raw(self, i: int):
         """The stored value of row i without decoding images (bytes, or a list of frame bytes)."""
+        if self.reservoir._pid != os.getpid():
+            self.reservoir.file  # noqa: B018 (reopens after a fork and drops caches tied to the old handle)
         if self._blob is None:
             self._load()
         kind = self.spec.kind
@@ -202,7 +204,8 @@ class Reservoir:
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
             for column in self._columns.values():
-                column._blob = None
+                if not isinstance(column._blob, np.ndarray):
+                    column._blob = None  # a dataset of the old handle; RAM caches survive a fork
         return self._file
 
     def __getitem__(self, name: str) -> Column:
@@ -233,3 +236,6 @@ class Reservoir:
         if self._file is not None and self._pid == os.getpid():
             self._file.close()
         self._file = None
+        for column in self._columns.values():
+            if isinstance(column._blob, h5py.Dataset):
+                column._blob = None  # tied to the closed handle; RAM caches stay
