@@ -147,14 +147,15 @@ def time_block(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def timed_steps(step: Callable[[], object], sync: Callable[[object], object], n: int) -> float:
-    """Seconds for `n` calls of `step()` followed by one `sync(last result)` (the device wait)."""
+def timed_steps(step: Callable[[], object], sync: Callable[[object], object], n: int) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds, all threads) for `n` calls of `step()` then one `sync(last result)`."""
+    cpu = time.process_time()
     start = time.perf_counter()
     out = None
     for _ in range(n):
         out = step()
     sync(out)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def peak_rss_mb() -> float:

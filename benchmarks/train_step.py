@@ -2,12 +2,12 @@
 
 Workloads (Adam lr 1e-3, softmax cross-entropy, one fixed random batch):
 - ``mlp``: 784-512-512-10 with ReLU, batch 256.
-- ``cnn``: NCHW 3x32x32 input, conv3x3 3->32 stride 2 (padding 1) + ReLU, conv3x3 32->64 stride 2
-  (padding 1) + ReLU, dense 4096->128 + ReLU, dense 128->10; batch 128. Each conv + 2x2 max-pool
-  of the reference CNN (shared/reference/env.md §3) is replaced by ONE stride-2 convolution in
-  every contender, because dock has no MaxPool yet: same shapes (32->16->8, 4096 features into
-  the dense layer), about a quarter of the reference's convolution FLOPs, identical math in all
-  contenders.
+- ``cnn``: NCHW 3x32x32 input, conv3x3 3->32 (padding 1) + ReLU + 2x2 max-pool, conv3x3 32->64
+  (padding 1) + ReLU + 2x2 max-pool, dense 4096->128 + ReLU, dense 128->10; batch 128 (the CNN
+  of shared/reference/env.md §3, in NCHW for every contender). Pooling is ``dock.MaxPool((2, 2))``,
+  ``nn.MaxPool2d(2)`` and ``lax.reduce_window(max)`` respectively.
+- ``cnn-s2`` (not in the default set): the same CNN with each conv + max-pool replaced by one
+  stride-2 conv3x3 (padding 1): same shapes, a quarter of the convolution FLOPs, no pooling op.
 
 Contenders, each in its own interpreter (``NEB_CORE`` set for the nebulae ones):
 - ``nebulae-torch`` / ``nebulae-jax``: the model and a seed-style ``Train`` step craft written once
@@ -18,22 +18,27 @@ Contenders, each in its own interpreter (``NEB_CORE`` set for the nebulae ones):
 - ``jax-nnxjit``: the canonical ``@nnx.jit def train_step(model, optimizer, x, y)``.
 The hand-written JAX models use ``nnx.Linear`` for dense layers and, for convolutions,
 ``jax.lax.conv_general_dilated`` on NCHW data with OIHW kernels held in ``nnx.Param`` (the layout
-nebulae uses on JAX), so the JAX contenders run the same FLOPs in the same layout.
+nebulae uses on JAX; nnx.Conv would need NHWC), so the JAX contenders run the same FLOPs in the
+same layout.
 
 Method: each worker builds its model, times its first step (compile on JAX) and runs a few more
 warm-up steps; then R repetitions of S steps are interleaved across the live workers in rotated
 order (see benchmarks.common), each ending with a device sync (``dock.shell`` / ``loss.item()``
-/ ``jax.block_until_ready``). Reported: median steps/s (min-max), torch's thread count, peak RSS,
-and ratios per repetition pair (median, min-max).
+/ ``jax.block_until_ready``). ``--rounds K`` repeats this with fresh processes (start order
+rotated) and pools the K*R repetitions, which also averages over process-to-process variation.
+Reported: median steps/s (min-max), CPU/wall, torch's thread count, peak RSS, and ratios per
+repetition pair (median, min-max) and of the medians. A contender that fails (e.g. its step does
+not build) is shown as FAILED, the others still run, and the exit status is 1.
 
 Usage (repository root): ``PYTHONPATH=. python benchmarks/train_step.py [--quick]
-[--workloads mlp,cnn] [--reps R] [--steps S] [--out DIR]``.
+[--workloads mlp,cnn,cnn-s2] [--contenders a,b] [--reps R] [--steps S] [--rounds K] [--out DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -47,24 +52,31 @@ from benchmarks import common
 CONTENDERS = ("nebulae-torch", "torch-eager", "nebulae-jax", "jax-functional", "jax-nnxjit")
 ENGINE = {"nebulae-torch": "pytorch", "torch-eager": "pytorch"}  # the rest: "jax"
 RATIOS = (("nebulae-torch", "torch-eager"), ("nebulae-jax", "jax-functional"), ("nebulae-jax", "jax-nnxjit"))
-HEADERS = ("workload", "contender", "first step s", "median steps/s (min–max)", "threads", "peak RSS MB")
+HEADERS = ("workload", "contender", "first step s", "median steps/s (min–max)", "CPU/wall", "threads", "peak RSS MB")
+CSV_HEADERS = ("kind", "workload", "contender", "baseline", "first_step_s", "median", "min", "max", "cpu_per_wall")
+CSV_HEADERS += ("torch_threads", "peak_rss_mb", "per_rep", "note")
 
+_CNN = {"image": (3, 32, 32), "chans": (32, 64), "hidden": 128, "classes": 10, "batch": 128, "steps": 5}
+_TINY_CNN = {"image": (3, 8, 8), "chans": (4, 8), "hidden": 16, "classes": 10, "batch": 8, "steps": 2}
 FULL = {
     "mlp": {"dims": (784, 512, 512, 10), "batch": 256, "steps": 30},
-    "cnn": {"image": (3, 32, 32), "chans": (32, 64), "hidden": 128, "classes": 10, "batch": 128, "steps": 5},
+    "cnn": dict(_CNN, pool="max"),
+    "cnn-s2": dict(_CNN, pool="stride"),
 }
 QUICK = {
     "mlp": {"dims": (64, 32, 32, 10), "batch": 16, "steps": 3},
-    "cnn": {"image": (3, 8, 8), "chans": (4, 8), "hidden": 16, "classes": 10, "batch": 8, "steps": 2},
+    "cnn": dict(_TINY_CNN, pool="max"),
+    "cnn-s2": dict(_TINY_CNN, pool="stride"),
 }
 
 
 def workload_config(name: str, quick: bool) -> dict:
     """The configuration of workload `name` (tiny under `quick`), with derived fields filled in."""
     cfg = dict((QUICK if quick else FULL)[name], name=name)
-    if name == "cnn":
+    if "pool" in cfg:
         c, h, w = cfg["image"]
-        cfg["flat"] = cfg["chans"][1] * (h // 4) * (w // 4)  # two stride-2 convs, padding 1
+        cfg["flat"] = cfg["chans"][1] * (h // 4) * (w // 4)  # two 2x2 max-pools or two stride-2 convolutions
+        cfg["stride"] = 2 if cfg["pool"] == "stride" else 1
     else:
         cfg["classes"] = cfg["dims"][-1]
     return cfg
@@ -73,7 +85,7 @@ def workload_config(name: str, quick: bool) -> dict:
 def make_batch(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     """The fixed random batch: float32 inputs and int64 labels."""
     rng = np.random.default_rng(0)
-    shape = (cfg["batch"], *cfg["image"]) if cfg["name"] == "cnn" else (cfg["batch"], cfg["dims"][0])
+    shape = (cfg["batch"], *cfg["image"]) if "pool" in cfg else (cfg["batch"], cfg["dims"][0])
     x = rng.standard_normal(shape, dtype=np.float32)
     y = rng.integers(0, cfg["classes"], size=cfg["batch"], dtype=np.int64)
     return x, y
@@ -81,6 +93,7 @@ def make_batch(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def build_nebulae(cfg: dict):
     """The model and seed-style Train craft written with dock; returns (step, sync, info)."""
+    from nebulae import law
     from nebulae.astro import dock
 
     class MLP(dock.Craft):
@@ -96,14 +109,17 @@ def build_nebulae(cfg: dict):
         def __init__(self, cfg):
             super().__init__("CNN")
             (c, _, _), (c1, c2) = cfg["image"], cfg["chans"]
-            self.conv1 = dock.Conv(c, c1, (3, 3), stride=2, padding=1)
-            self.conv2 = dock.Conv(c1, c2, (3, 3), stride=2, padding=1)
+            self.conv1 = dock.Conv(c, c1, (3, 3), stride=cfg["stride"], padding=1)
+            self.conv2 = dock.Conv(c1, c2, (3, 3), stride=cfg["stride"], padding=1)
+            pooled = cfg["pool"] == "max"
+            self.pool1, self.pool2 = (dock.MaxPool((2, 2)) if pooled else dock.Identity() for _ in range(2))
             self.fc1 = dock.Dense(cfg["flat"], cfg["hidden"])
             self.fc2 = dock.Dense(cfg["hidden"], cfg["classes"])
             self.relu1, self.relu2, self.relu3 = dock.Relu(), dock.Relu(), dock.Relu()
 
         def run(self, x):
-            x = self.relu2(self.conv2(self.relu1(self.conv1(x))))
+            x = self.pool1(self.relu1(self.conv1(x)))
+            x = self.pool2(self.relu2(self.conv2(x)))
             return self.fc2(self.relu3(self.fc1(x.reshape(x.shape[0], -1))))
 
     class Train(dock.Craft):
@@ -121,13 +137,12 @@ def build_nebulae(cfg: dict):
                 self.optz(loss)
             return loss
 
-    net = CNN(cfg) if cfg["name"] == "cnn" else MLP(cfg["dims"])
+    net = CNN(cfg) if "pool" in cfg else MLP(cfg["dims"])
     train = Train(net)
     x, z = (dock.coat(a) for a in make_batch(cfg))
 
     def info():
-        traces = getattr(train, "traces", None)
-        return {} if traces is None else {"traces": int(traces)}
+        return {"traces": int(train.traces)} if law.Law.CORE == "jax" else {}
 
     return (lambda: train(x, z)), dock.shell, info
 
@@ -139,13 +154,16 @@ def build_torch_eager(cfg: dict):
     from torch import nn
 
     torch.manual_seed(0)
-    if cfg["name"] == "cnn":
-        (c, _, _), (c1, c2) = cfg["image"], cfg["chans"]
+    if "pool" in cfg:
+        (c, _, _), (c1, c2), st = cfg["image"], cfg["chans"], cfg["stride"]
+        pool = nn.MaxPool2d(2) if cfg["pool"] == "max" else nn.Identity()
         model = nn.Sequential(
-            nn.Conv2d(c, c1, 3, stride=2, padding=1),
+            nn.Conv2d(c, c1, 3, stride=st, padding=1),
             nn.ReLU(),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+            pool,
+            nn.Conv2d(c1, c2, 3, stride=st, padding=1),
             nn.ReLU(),
+            pool,
             nn.Flatten(),
             nn.Linear(cfg["flat"], cfg["hidden"]),
             nn.ReLU(),
@@ -177,15 +195,21 @@ def _nnx_model(cfg: dict):
     rngs = nnx.Rngs(0)
 
     class ConvNCHW(nnx.Module):
-        def __init__(self, cin, cout, rngs):
+        def __init__(self, cin, cout, stride, rngs):
             self.w = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (cout, cin, 3, 3)))
             self.b = nnx.Param(jnp.zeros((cout,)))
+            self.stride = (stride, stride)
 
         def __call__(self, x):
             y = jax.lax.conv_general_dilated(
-                x, self.w[...], (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW")
+                x, self.w[...], self.stride, ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW")
             )
             return y + self.b[...][None, :, None, None]
+
+    def pool(x):
+        if cfg.get("pool") != "max":
+            return x
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
 
     class MLP(nnx.Module):
         def __init__(self, d):
@@ -197,18 +221,20 @@ def _nnx_model(cfg: dict):
     class CNN(nnx.Module):
         def __init__(self, cfg):
             (c, _, _), (c1, c2) = cfg["image"], cfg["chans"]
-            self.conv1, self.conv2 = ConvNCHW(c, c1, rngs), ConvNCHW(c1, c2, rngs)
+            self.conv1 = ConvNCHW(c, c1, cfg["stride"], rngs)
+            self.conv2 = ConvNCHW(c1, c2, cfg["stride"], rngs)
             self.fc1 = nnx.Linear(cfg["flat"], cfg["hidden"], rngs=rngs)
             self.fc2 = nnx.Linear(cfg["hidden"], cfg["classes"], rngs=rngs)
 
         def __call__(self, x):
-            x = nnx.relu(self.conv2(nnx.relu(self.conv1(x))))
+            x = pool(nnx.relu(self.conv2(pool(nnx.relu(self.conv1(x))))))
             return self.fc2(nnx.relu(self.fc1(x.reshape(x.shape[0], -1))))
 
-    return CNN(cfg) if cfg["name"] == "cnn" else MLP(cfg["dims"])
+    return CNN(cfg) if "pool" in cfg else MLP(cfg["dims"])
 
 
 def _nnx_setup(cfg: dict):
+    """Model, nnx.Optimizer (optax.adam, wrt=nnx.Param), device batch and loss function for the JAX baselines."""
     import jax.numpy as jnp
     import optax
     from flax import nnx
@@ -224,6 +250,7 @@ def _nnx_setup(cfg: dict):
 
 
 def _jax_sync(loss):
+    """Wait for the step that produced `loss`; return it as a float."""
     import jax
 
     return float(jax.block_until_ready(loss))
@@ -297,7 +324,8 @@ def worker_main(contender: str, workload: str, quick: bool) -> None:
         return {"first_step": first, "threads": threads, "core": os.environ.get("NEB_CORE")}
 
     def rep(steps: int) -> dict:
-        return {"seconds": common.timed_steps(live["step"], live["sync"], steps)}
+        wall, cpu = common.timed_steps(live["step"], live["sync"], steps)
+        return {"seconds": wall, "cpu_seconds": cpu}
 
     def finish() -> dict:
         return {"peak_rss_mb": common.peak_rss_mb(), **live["info"]()}
@@ -311,7 +339,33 @@ def worker_main(contender: str, workload: str, quick: bool) -> None:
 
 
 def bench_workload(name: str, args, order_shift: int) -> dict[str, dict]:
-    """Run every contender on workload `name` (each in its own worker); return per-contender results."""
+    """Run `args.rounds` rounds of `bench_round` (fresh workers each) and pool their repetitions.
+
+    Pooled: rates and CPU/wall of every repetition (in the same order for every contender, so
+    repetitions stay paired), the median first-step time, the largest peak RSS and trace count.
+    """
+    pooled: dict[str, dict] = {}
+    for k in range(args.rounds):
+        for c, r in bench_round(name, args, order_shift + k).items():
+            if "error" in r or "error" in pooled.get(c, {}):
+                pooled[c] = pooled.get(c) if "error" in pooled.get(c, {}) else r
+                continue
+            p = pooled.setdefault(c, {"rates": [], "cpu_wall": [], "first_steps": [], "peak_rss_mb": 0.0})
+            p["rates"] += r["rates"]
+            p["cpu_wall"] += r["cpu_wall"]
+            p["first_steps"].append(r["first_step"])
+            p["peak_rss_mb"] = max(p["peak_rss_mb"], r["peak_rss_mb"])
+            p["threads"] = r["threads"]
+            if "traces" in r:
+                p["traces"] = max(p.get("traces", 0), r["traces"])
+    for p in pooled.values():
+        if "error" not in p:
+            p["first_step"] = common.median_range(p["first_steps"])[0]
+    return pooled
+
+
+def bench_round(name: str, args, order_shift: int) -> dict[str, dict]:
+    """Run every contender on workload `name` once (each in its own worker); return per-contender results."""
     cfg = workload_config(name, args.quick)
     steps = args.steps or cfg["steps"]
     warmup = 1 if args.quick else 3
@@ -324,18 +378,24 @@ def bench_workload(name: str, args, order_shift: int) -> dict[str, dict]:
         return workers[-1]
 
     try:
-        order = common.rotated(CONTENDERS, order_shift)
+        order = common.rotated(args.contenders, order_shift)
         if args.quick:  # start all interpreters at once (imports overlap); setups still run one at a time
             for c in order:
                 spawn(c)
         for i, c in enumerate(order):  # set-up and first step (compile) one worker at a time
             w = workers[i] if args.quick else spawn(c)
-            results[c] = w.request("setup", warmup=warmup)
+            try:
+                results[c] = w.request("setup", warmup=warmup)
+            except common.WorkerError as e:  # reported in the table; the other contenders go on
+                results[c] = {"error": str(e)}
+                print(f"  [{name}] {c}: FAILED\n{e}", file=sys.stderr, flush=True)
+                continue
             print(f"  [{name}] {c}: first step {results[c]['first_step']:.3f} s", file=sys.stderr, flush=True)
-        workers.sort(key=lambda w: CONTENDERS.index(w.name))
-        reps = common.interleave(workers, args.reps, steps=steps)
-        for w in workers:
+        live = sorted((w for w in workers if "error" not in results[w.name]), key=lambda w: CONTENDERS.index(w.name))
+        reps = common.interleave(live, args.reps, steps=steps)
+        for w in live:
             results[w.name]["rates"] = [steps / r["seconds"] for r in reps[w.name]]
+            results[w.name]["cpu_wall"] = [r["cpu_seconds"] / r["seconds"] for r in reps[w.name]]
             results[w.name].update(w.request("finish"))
     finally:
         for w in workers:
@@ -343,35 +403,55 @@ def bench_workload(name: str, args, order_shift: int) -> dict[str, dict]:
     return results
 
 
+def _last_line(text: str, width: int = 60) -> str:
+    """The exception line of a worker's traceback (else its last line), cut to `width` characters."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"[\w.]*(Error|Exception)\b", line)]
+    line = (errors or lines or ["?"])[-1]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 def report(all_results: dict[str, dict[str, dict]], out_dir: Path) -> str:
     """Format the table and ratios, write ``train_step.csv`` into `out_dir`; return the text."""
     rows, csv_rows = [], []
     for wl, res in all_results.items():
-        for c in CONTENDERS:
+        for c in (c for c in CONTENDERS if c in res):
             r = res[c]
+            if "error" in r:
+                rows.append([wl, c, "FAILED", _last_line(r["error"]), "", "", ""])
+                csv_rows.append(
+                    ["steps/s", wl, c, "", "", "", "", "", "", "", "", "", "FAILED: " + _last_line(r["error"])]
+                )
+                continue
             med, lo, hi = common.median_range(r["rates"])
+            cpu = common.median_range(r["cpu_wall"])[0]
             threads = "-" if r["threads"] is None else r["threads"]
-            rows.append([wl, c, f"{r['first_step']:.3f}", common.fmt_spread(med, lo, hi), threads])
-            rows[-1].append(f"{r['peak_rss_mb']:.0f}")
+            rss = r["peak_rss_mb"]
+            rows.append(
+                [wl, c, f"{r['first_step']:.3f}", common.fmt_spread(med, lo, hi), f"{cpu:.2f}", threads, f"{rss:.0f}"]
+            )
             note = f"traces={r['traces']}" if "traces" in r else ""
-            csv_rows.append(["steps/s", wl, c, "", r["first_step"], med, lo, hi, r["threads"], r["peak_rss_mb"], note])
+            rates = ";".join(f"{x:.3f}" for x in r["rates"])
+            csv_rows.append(["steps/s", wl, c, "", r["first_step"], med, lo, hi, cpu, r["threads"], rss, rates, note])
     lines = [common.format_table(HEADERS, rows), "", "ratios (per interleaved repetition: median (min–max)):"]
     ratio_rows = []
     for wl, res in all_results.items():
-        for a, b in RATIOS:
+        for a, b in (r for r in RATIOS if r[0] in res and r[1] in res):
+            if "error" in res[a] or "error" in res[b]:
+                ratio_rows.append([wl, f"{a} / {b}", "n/a (a contender failed)", "n/a"])
+                continue
             pairs = [x / y for x, y in zip(res[a]["rates"], res[b]["rates"])]
             med, lo, hi = common.median_range(pairs)
             of_medians = common.median_range(res[a]["rates"])[0] / common.median_range(res[b]["rates"])[0]
             ratio_rows.append([wl, f"{a} / {b}", common.fmt_spread(med, lo, hi, 3), f"{of_medians:.3f}"])
-            csv_rows.append(["ratio", wl, a, b, "", med, lo, hi, "", "", f"ratio of medians={of_medians:.4f}"])
+            note = f"ratio of medians={of_medians:.4f}"
+            csv_rows.append(["ratio", wl, a, b, "", med, lo, hi, "", "", "", ";".join(f"{x:.4f}" for x in pairs), note])
     lines.append(common.format_table(("workload", "ratio", "paired", "of medians"), ratio_rows))
     for wl, res in all_results.items():
-        traces = res["nebulae-jax"].get("traces")
+        traces = res.get("nebulae-jax", {}).get("traces")
         if traces is not None and traces != 1:
             lines.append(f"WARNING: nebulae-jax traced its {wl} step {traces} times (expected 1)")
-    headers = ("kind", "workload", "contender", "baseline", "first_step_s", "median", "min", "max")
-    headers += ("torch_threads", "peak_rss_mb", "note")
-    path = common.write_csv(out_dir / "train_step.csv", headers, csv_rows)
+    path = common.write_csv(out_dir / "train_step.csv", CSV_HEADERS, csv_rows)
     lines.append(f"CSV: {path}")
     return "\n".join(lines)
 
@@ -380,9 +460,11 @@ def main(argv=None) -> int:
     """Command line entry point (also the worker entry point with ``--worker``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny models and few steps (< 60 s in all)")
-    p.add_argument("--workloads", default="mlp,cnn", help="comma-separated subset of: mlp,cnn")
-    p.add_argument("--reps", type=int, default=None, help="timed repetitions per contender (default 7; quick 2)")
+    p.add_argument("--workloads", default="mlp,cnn", help="comma-separated subset of: mlp,cnn,cnn-s2")
+    p.add_argument("--reps", type=int, default=None, help="timed repetitions per worker (default 7; quick 2)")
+    p.add_argument("--rounds", type=int, default=1, help="fresh worker processes per contender, results pooled")
     p.add_argument("--steps", type=int, default=None, help="steps per repetition (default 30 MLP, 5 CNN)")
+    p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset of the contenders")
     p.add_argument("--out", default="bench_out", help="folder for train_step.csv")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--contender", help=argparse.SUPPRESS)
@@ -393,12 +475,19 @@ def main(argv=None) -> int:
         return 0
     args.reps = args.reps or (2 if args.quick else 7)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(FULL))
-    if unknown:
-        p.error(f"unknown workload(s) {unknown}; choose from {sorted(FULL)}")
+    args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    for given, valid in ((names, FULL), (args.contenders, CONTENDERS)):
+        unknown = sorted(set(given) - set(valid))
+        if unknown or not given:
+            p.error(f"unknown or no choice(s) {unknown}; choose from {sorted(valid)}")
+    load_before = os.getloadavg()[0]
     results = {n: bench_workload(n, args, order_shift=i) for i, n in enumerate(names)}
     print(report(results, Path(args.out)))
-    return 0
+    print(f"1-min load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)")
+    failed = [f"{wl}/{c}" for wl, res in results.items() for c, r in res.items() if "error" in r]
+    if failed:
+        print(f"FAILED contenders (details on stderr above): {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

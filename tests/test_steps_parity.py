@@ -178,3 +178,36 @@ def test_every_optimizer_agrees_between_engines(both, optimizer, args):
     np.testing.assert_allclose(lj, lt, rtol=1e-4, err_msg=f"{optimizer} loss trajectory")
     for key in wt:
         assert_close(wj[key], wt[key], rtol=1e-3, atol=2e-5, what=f"{optimizer} {key}")
+
+
+def test_pooling_and_padding_layers_train_identically(both):
+    """Gradients flow through MaxPool/AvgPool/Pad inside a compiled step (and match torch)."""
+
+    def pooled(dock):
+        class Pooled(dock.Craft):
+            def __init__(self):
+                super().__init__("POOLED")
+                self.conv = dock.Conv(3, 4, (3, 3), padding=1)
+                self.pad = dock.Pad([1, 1, 1, 1])
+                self.mpool, self.apool = dock.MaxPool((2, 2)), dock.AvgPool((2, 2))
+                self.gap = dock.AvgPool((-1, -1))
+                self.fc = dock.Dense(4, 5)
+
+            def run(self, x):
+                y = self.apool(self.mpool(self.pad(self.conv(x))))
+                return self.fc(self.gap(y).reshape(x.shape[0], -1))
+
+        return Pooled()
+
+    results = []
+    for dock in both:
+        init.seed(8)
+        net = pooled(dock)
+        train, _ = train_dev(dock, net, "Adam", lr=1e-2)
+        losses = [dock.shell(train(dock.coat(x), dock.coat(z))) for x, z in _batches("cnn", 6)]
+        results.append((np.array(losses), net.export_weights()))
+    (lt, wt), (lj, wj) = results
+    np.testing.assert_allclose(lj, lt, rtol=1e-4)
+    assert not np.allclose(wt["conv/weight"], pooled(both[0]).export_weights()["conv/weight"])
+    for key in wt:
+        assert_close(wj[key], wt[key], rtol=1e-3, atol=1e-5, what=key)

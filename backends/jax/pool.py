@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from nebulae.astro import padding as _pad
@@ -64,7 +65,7 @@ class MaxPool(_Pool):
         if self.whole:
             return jnp.max(x, self.dims, keepdims=True)
         low = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
-        return self._window(x, jnp.asarray(low, x.dtype), lax.max)
+        return self._window(x, np.array(low, x.dtype), lax.max)  # a NumPy init value keeps reduce_window differentiable
 
 
 class AvgPool(_Pool):
@@ -77,5 +78,5 @@ class AvgPool(_Pool):
     def run(self, x):
         if self.whole:
             return jnp.mean(x, self.dims, keepdims=True)
-        total = self._window(x, jnp.zeros((), x.dtype), lax.add)
+        total = self._window(x, np.zeros((), x.dtype), lax.add)  # NumPy, not jnp: jnp would be traced, losing the JVP
         return total / jnp.asarray(math.prod(self.kernel), x.dtype)

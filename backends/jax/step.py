@@ -120,7 +120,7 @@ class Plan:
             self.variables = [by_path[p] for p in self.paths]
         except KeyError as e:
             raise RuntimeError(f"nebulae: cannot map state leaf {e} of {type(craft).__name__} to a Variable") from None
-        self.fast = all("_raw_value" in v.__dict__ for v in self.variables)
+        self.fast = all(hasattr(v, "_raw_value") for v in self.variables)  # a slot on flax 0.12
         seen: set[int] = set()
         for v in self.variables:  # donation needs distinct buffers: give shared ones their own copy
             raw = v.get_raw_value()
