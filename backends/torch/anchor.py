@@ -1,0 +1,261 @@
+"""Anchors on torch: a craft's whole state in one `torch.save` file, and the devices an Engine selects.
+
+The file holds ``{'nebulae': meta, 'state': craft.state_dict(), 'rng': {...}}``. The state dict
+carries parameters, buffers and every `_extra_state` (torch.optim state, GradScaler, update and
+call counters — hence schedule and warm-up position — and EMA shadows); 'rng' is torch's global
+generator (and CUDA's when initialised), which draws the dropout masks.
+
+Asynchronous (the default): the loop's thread only copies the tensors to host memory (the next
+step changes them in place; views of one tensor stay shared), then a background thread runs
+`torch.save` into a hidden temporary file, fsyncs it and renames it into place. Peak host memory
+grows by one copy of the state while a save is in flight. A crash at any point leaves earlier
+anchors intact, and a power loss cannot leave a renamed but empty file. Loading uses
+``weights_only=True`` and maps tensors to the craft's device: a file whose unpickling would run
+code is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from nebulae.astro import statedict
+from nebulae.cockpit import anchors
+
+from . import tensor as _tensor
+from .ema import EMA
+from .optim import Optimizer
+
+__all__ = [
+    "SUFFIX",
+    "step_of",
+    "check_unswapped",
+    "save",
+    "read",
+    "shapes",
+    "apply",
+    "is_complete",
+    "select_devices",
+    "place",
+]
+
+SUFFIX = ".pth"
+
+
+def step_of(craft) -> int | None:
+    """The number of updates applied by the optimizers inside `craft` (the largest), or None without one."""
+    steps = [m.updates for m in craft.modules() if isinstance(m, Optimizer)]
+    return max(steps) if steps else None
+
+
+def check_unswapped(craft) -> None:
+    """Raise RuntimeError when an EMA inside `craft` has its shadow swapped in (after `on()`)."""
+    for path, m in craft.named_modules():
+        if isinstance(m, EMA) and m._swapped:
+            raise RuntimeError(
+                f"the EMA at {path.replace('.', '/') or type(craft).__name__!r} is switched on (its shadow weights are "
+                "in the model): call off() before TimeMachine.drop/to, or the anchor would mix both sets of weights"
+            )
+
+
+def save(craft, path: str, meta: dict, scope: str | None, asynchronous: bool):
+    """Start writing the state of `craft` (within `scope`) and `meta` to the anchor `path`; return its Pending.
+
+    The returned object's `wait()` finishes the save (raising its error, if any) and `path` names the anchor.
+    """
+    full = craft.state_dict()
+    state = OrderedDict((k, v) for k, v in full.items() if statedict.within(k.replace(".", "/"), scope))
+    state._metadata = getattr(full, "_metadata", OrderedDict())  # module versions, read by load_state_dict
+    if not state:
+        raise ValueError(f"{type(craft).__name__} has nothing to save within scope {scope!r}")
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    payload = {"nebulae": meta, "state": state, "rng": rng}
+    pending = _Pending(path)
+    if asynchronous:
+        pending.start(_host_copy(payload, {}))  # the next step may change every tensor in place: save a copy
+    else:
+        pending.run(payload)
+        pending.raise_error()
+    return pending
+
+
+def _host_copy(obj, memo: dict):
+    """A deep copy of the tensors in `obj` on the CPU (views of one tensor stay views of one copy)."""
+    if isinstance(obj, torch.Tensor):
+        key = (obj.data_ptr(), obj.device, obj.dtype, tuple(obj.shape), obj.stride())
+        if key not in memo:
+            memo[key] = obj.detach().to("cpu", copy=True)
+        return memo[key]
+    if isinstance(obj, dict):
+        copy = type(obj)((k, _host_copy(v, memo)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # state dicts carry module versions that load_state_dict reads
+            copy._metadata = obj._metadata
+        return copy
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_host_copy(v, memo) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_host_copy(v, memo) for v in obj)
+    return obj
+
+
+class _Pending:
+    """An anchor on its way to disk: `torch.save` to a temporary file, fsync, rename, fsync of the folder."""
+
+    def __init__(self, path: str):
+        self.path, self.tmp = path, anchors.temporary(path)
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self, payload: dict) -> None:
+        self.thread = threading.Thread(target=self.run, args=(payload,), name="nebulae-anchor", daemon=False)
+        self.thread.start()
+
+    def run(self, payload: dict) -> None:
+        try:
+            with open(self.tmp, "wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(self.tmp, self.path)
+            anchors.fsync_folder(os.path.dirname(os.path.abspath(self.path)))
+        except BaseException as err:  # surfaced by wait()
+            self.error = err
+            anchors.remove(self.tmp)
+
+    def raise_error(self) -> None:
+        error, self.error = self.error, None
+        if error is not None:
+            raise RuntimeError(f"saving the anchor {self.path!r} failed: {error}") from error
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        self.raise_error()
+
+
+def is_complete(path: str) -> bool:
+    """Whether `path` is a finished anchor of this engine (a file under its final name)."""
+    return os.path.isfile(path)
+
+
+def read(path: str, craft) -> tuple[dict, dict[str, Any]]:
+    """(meta, {parameter path: value}) of the anchor at `path`, mapped to the craft's device; ValueError if not ours."""
+    if os.path.isdir(path):
+        raise ValueError(
+            f"{path!r} is a directory, not a torch anchor (JAX writes Orbax directories; to move weights between "
+            "engines, drop and load a '.h5' file)"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # foreign files: we refuse anyway
+            loaded = torch.load(path, map_location=_device_of(craft), weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path!r} is not a Nebulae checkpoint: its pickle asks for objects outside plain tensors and containers "
+            f"({_first_line(err)}). It was refused and NOT executed; never load files you do not trust."
+        ) from None
+    except Exception as err:  # not a zip/pickle at all, truncated, ...
+        raise ValueError(f"{path!r} is not a readable Nebulae checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("nebulae"), dict) or "state" not in loaded:
+        raise ValueError(
+            f"{path!r} is a torch file but not a Nebulae checkpoint (no 'nebulae' marker); for a bare state dict use "
+            "craft.load_state_dict(torch.load(path, weights_only=True))"
+        )
+    meta = dict(loaded["nebulae"])
+    meta["rng"] = loaded.get("rng")
+    meta["module_versions"] = getattr(loaded["state"], "_metadata", None)
+    return meta, {k.replace(".", "/"): v for k, v in loaded["state"].items()}
+
+
+def shapes(craft) -> dict[str, tuple]:
+    """{parameter path: shape} of everything `save` stores for `craft` (extra states have shape ())."""
+    return {
+        k.replace(".", "/"): tuple(v.shape) if isinstance(v, torch.Tensor) else ()
+        for k, v in craft.state_dict(keep_vars=True).items()
+    }
+
+
+def apply(craft, state: dict[str, Any], meta: dict, restore_rng: bool) -> None:
+    """Write `state` ({parameter path: value}, already checked) into `craft`; with `restore_rng`, the RNG too."""
+    chosen = OrderedDict((k.replace("/", "."), v) for k, v in state.items())
+    if meta.get("module_versions") is not None:
+        chosen._metadata = meta["module_versions"]
+    craft.load_state_dict(chosen, strict=False)
+    rng = meta.get("rng") if restore_rng else None
+    if rng:
+        torch.set_rng_state(rng["cpu"].cpu())
+        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([r.cpu() for r in rng["cuda"]])
+
+
+def _device_of(craft) -> torch.device:
+    for t in craft.parameters():
+        return t.device
+    for t in craft.buffers():
+        return t.device
+    return _tensor.device()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err)
+    for line in text.splitlines():
+        if "GLOBAL" in line or "Unsupported" in line:
+            return line.strip()
+    return text.splitlines()[0].strip() if text else type(err).__name__
+
+
+def select_devices(kind: str, indices: Sequence[int]) -> list:
+    """The devices for an Engine: ['cpu'] for 'CPU'; for 'GPU' restrict CUDA to the NVML `indices` first.
+
+    CUDA reads CUDA_VISIBLE_DEVICES once, when it initialises: asking for another set afterwards
+    raises RuntimeError (too late) instead of silently using other GPUs.
+    """
+    if kind == "CPU":
+        return [torch.device("cpu")]
+    wanted = ",".join(str(i) for i in indices)
+    current = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if torch.cuda.is_initialized() and current != wanted:
+        raise RuntimeError(
+            f"Engine(GPU) asks for GPUs {wanted} but torch initialised CUDA already (CUDA_VISIBLE_DEVICES="
+            f"{current!r}); build the Engine before anything touches CUDA (torch.cuda.*, .cuda(), seeding helpers)"
+        )
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    os.environ["CUDA_VISIBLE_DEVICES"] = wanted
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"Engine(GPU) selected GPUs {wanted} (CUDA_VISIBLE_DEVICES is set), but torch {torch.__version__} sees no "
+            "CUDA device: a CPU-only build of torch, or the NVIDIA driver is not usable from this process"
+        )
+    torch.cuda.init()
+    count = torch.cuda.device_count()
+    if count != len(indices):
+        raise RuntimeError(
+            f"Engine(GPU) selected {len(indices)} GPU(s) ({wanted}) but CUDA shows {count}: CUDA was initialised "
+            "before the Engine (e.g. torch.cuda.is_available() ran earlier) with another CUDA_VISIBLE_DEVICES"
+        )
+    return [torch.device(f"cuda:{i}") for i in range(count)]
+
+
+def place(craft, device) -> None:
+    """Move `craft` (parameters, buffers, optimizer and EMA state) to `device` and make `coat` target it."""
+    device = torch.device(device)
+    craft.to(device)
+    for m in craft.modules():
+        if isinstance(m, EMA):
+            m._shadow = [t.to(device) for t in m._shadow]
+        elif isinstance(m, Optimizer):
+            for slot in m._optim.state.values():
+                for key, value in slot.items():
+                    if isinstance(value, torch.Tensor) and value.dim() > 0:
+                        slot[key] = value.to(device)
+    _tensor.set_device(device)

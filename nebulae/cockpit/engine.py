@@ -1,0 +1,105 @@
+"""Engine: the devices the bound engine uses, chosen before it initialises them; `craft.gear(engine)` places crafts."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+
+from nebulae import law
+from nebulae.kit.gputil import GpuInfo, GPUtil
+
+__all__ = ["Engine", "CPU", "GPU"]
+
+CPU = "CPU"
+GPU = "GPU"
+
+
+class Engine:
+    """Select CPU or GPU devices for the bound engine and place crafts on them (`craft.gear(engine)`).
+
+    device: CPU or GPU (the strings 'CPU'/'GPU', any case, are accepted). For GPU, `available_gpus`
+    names GPUs by NVML index (plain ints, PCI bus order); otherwise `kit.GPUtil` picks the `ngpus`
+    GPUs with the most free memory among those with at least `least_mem` MiB free. The process is
+    then restricted to them (``CUDA_VISIBLE_DEVICES``, with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so CUDA
+    counts like NVML) BEFORE the engine initialises its devices: build the Engine first. If torch
+    initialised CUDA, or JAX its backends, with another set, a RuntimeError says it is too late.
+    On a machine without usable GPUs, GPU raises a RuntimeError saying what was looked for.
+
+    JAX memory policy: by default XLA reserves 75 % of every visible GPU when it starts, which
+    starves other processes on a shared GPU. Unless you set one of XLA_PYTHON_CLIENT_PREALLOCATE,
+    XLA_PYTHON_CLIENT_MEM_FRACTION or XLA_PYTHON_CLIENT_ALLOCATOR yourself, Engine(GPU) sets
+    ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` before JAX starts: memory is taken as needed (as torch's
+    caching allocator does). On a dedicated GPU, ``XLA_PYTHON_CLIENT_PREALLOCATE=true`` and
+    ``XLA_PYTHON_CLIENT_MEM_FRACTION=.9`` trade that for slightly faster allocation. Engine(CPU) on
+    JAX keeps JAX off the GPUs altogether (``jax_platforms='cpu'``) when it has not started yet.
+
+    `chips` are the engine's devices (logical: cuda:0.. after masking), `chip` the first one, on which
+    `place` puts crafts and `coat` puts data; `gpus` are the chosen GPUs as (index, name, total MiB,
+    free MiB).
+    """
+
+    def __init__(
+        self,
+        device: str = GPU,
+        ngpus: int = 1,
+        least_mem: int = 2048,
+        available_gpus: Sequence[int] = (),
+    ):
+        self.device = _kind(device)
+        self.gpus: list[GpuInfo] = []
+        backend = law.backend()
+        self._anchor = importlib.import_module(f"{backend.__name__}.anchor")
+        if self.device == GPU:
+            self.gpus = _choose(ngpus, least_mem, available_gpus)
+        self.chips = list(self._anchor.select_devices(self.device, tuple(g.index for g in self.gpus)))
+        self.chip = self.chips[0]
+
+    def place(self, craft) -> None:
+        """Put `craft` (all of its state) on this engine's first device and make `coat` target it."""
+        self._anchor.place(craft, self.chip)
+
+    def __repr__(self) -> str:
+        if self.device == CPU:
+            return f"Engine(CPU: {self.chip})"
+        rows = ", ".join(f"GPU {g.index} {g.name} {g.free}/{g.total} MiB free" for g in self.gpus)
+        return f"Engine(GPU: {rows})"
+
+
+def _kind(device) -> str:
+    if isinstance(device, str) and device.strip().upper() in (CPU, GPU):
+        return device.strip().upper()
+    raise ValueError(f"Engine device must be CPU or GPU (or the strings 'CPU'/'GPU'), got {device!r}")
+
+
+def _choose(ngpus: int, least_mem: int, available_gpus: Sequence[int]) -> list[GpuInfo]:
+    """The GPUs to use: the given NVML indices (validated) or GPUtil's best `ngpus`."""
+    if not isinstance(ngpus, int) or isinstance(ngpus, bool) or ngpus < 1:
+        raise ValueError(f"ngpus must be a positive integer, got {ngpus!r}")
+    util = GPUtil()
+    present = util.devices()
+    if not present:
+        raise RuntimeError(
+            f"Engine(GPU) found no usable NVIDIA GPU (looked for {ngpus} GPU(s) through NVML: no driver, no GPU, or "
+            "CUDA_VISIBLE_DEVICES hides them all); use Engine(CPU) on this machine"
+        )
+    if available_gpus:
+        given = list(available_gpus)
+        bad = [g for g in given if not isinstance(g, int) or isinstance(g, bool) or g < 0]
+        if bad or len(set(given)) != len(given):
+            raise ValueError(f"available_gpus must be distinct non-negative GPU indices (ints), got {available_gpus!r}")
+        by_index = {g.index: g for g in present}
+        unknown = [g for g in given if g not in by_index]
+        if unknown:
+            raise ValueError(
+                f"available_gpus names GPU(s) {unknown} that this process cannot use; usable: {sorted(by_index)}"
+            )
+        if len(given) < ngpus:
+            raise ValueError(f"ngpus={ngpus} but available_gpus lists only {len(given)}: {given}")
+        return [by_index[g] for g in given[:ngpus]]
+    chosen = util.available(ngpus, least_mem)
+    if len(chosen) < ngpus:
+        table = ", ".join(f"{g.index}: {g.free} MiB free" for g in present)
+        raise RuntimeError(
+            f"Engine(GPU) needs {ngpus} GPU(s) with at least {least_mem} MiB free; only {len(chosen)} qualify ({table})"
+        )
+    return chosen

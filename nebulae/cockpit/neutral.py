@@ -1,0 +1,89 @@
+"""The neutral weights format: one HDF5 file, one dataset per parameter path, readable by either engine.
+
+Layout (format 1): every array of `Craft.export_weights()` is a dataset at its '/'-joined path
+('net/conv1/weight' -> group net, group conv1, dataset weight), in PyTorch's layouts, which both
+engines share. Root attributes: ``nebulae_format`` (1), ``engine`` (the writer's), ``version``
+(nebulae's), ``step`` (updates applied, -1 when unknown) and ``scope``. bfloat16 arrays are stored as
+float32 with a ``dtype`` attribute. The file is written under a hidden temporary name, flushed
+and renamed, so a crash never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+
+from nebulae.cockpit import anchors
+
+FORMAT = 1
+SUFFIXES = (".h5", ".hdf5")
+
+
+def is_neutral(file: str) -> bool:
+    """Whether `file` names the neutral HDF5 format (by its extension)."""
+    return bool(file) and file.lower().endswith(SUFFIXES)
+
+
+def write(path: str, arrays: dict[str, np.ndarray], meta: dict) -> str:
+    """Write {path: array} and `meta` (engine, version, step, scope) to `path` atomically; return the path."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = anchors.temporary(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["nebulae_format"] = FORMAT
+            for key, value in meta.items():
+                f.attrs[key] = "" if value is None else value
+            for key, array in arrays.items():
+                array = np.asarray(array)
+                if array.dtype.name == "bfloat16":
+                    f.create_dataset(key, data=array.astype(np.float32)).attrs["dtype"] = "bfloat16"
+                else:
+                    f.create_dataset(key, data=array)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        anchors.remove(tmp)
+        raise
+    anchors.fsync_folder(folder)
+    return path
+
+
+def read(path: str) -> tuple[dict[str, np.ndarray], dict]:
+    """({path: array}, meta) from a neutral file; a file that is not one raises ValueError."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no neutral weights file at {path!r}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path!r} is not a Nebulae weights file (not HDF5: {err})") from None
+    with f:
+        if "nebulae_format" not in f.attrs:
+            raise ValueError(
+                f"{path!r} is an HDF5 file but not a Nebulae weights file (no 'nebulae_format' attribute); "
+                "write one with TimeMachine.drop(craft, file='name.h5')"
+            )
+        if int(f.attrs["nebulae_format"]) > FORMAT:
+            raise ValueError(
+                f"{path!r} has weights format {int(f.attrs['nebulae_format'])}; this Nebulae reads up to {FORMAT}"
+            )
+        meta = {k: _plain(v) for k, v in f.attrs.items()}
+        arrays: dict[str, np.ndarray] = {}
+
+        def visit(key, node):
+            if isinstance(node, h5py.Dataset):
+                arrays[key] = node[()]
+
+        f.visititems(visit)
+    return arrays, meta
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,299 @@
+"""TimeMachine: drop anchors (checkpoints) of a craft's whole state, and travel back to them.
+
+    tm = TimeMachine(ckpt_path='./ckpt', save_path='./ckpt', max_anchors=3)
+    tm.drop(train, tank=tk)            # ./ckpt/TRAIN-1200.pth (torch) or ./ckpt/TRAIN-1200/ (JAX)
+    tm.to(train, tank=tk)              # the newest TRAIN anchor in ./ckpt: weights, optimizer, schedule,
+                                       # warm-up, loss scale, EMA, RNG, Tank position
+    tm.drop(net, file='net.h5')        # neutral weights by parameter path, readable by either engine
+
+What an anchor holds is the engine's whole state of the craft (see `backends/<engine>/anchor.py`).
+Names: `<craft.scope>-<step>`, step = updates applied by the optimizers inside the craft, or (without
+one) one more than the highest anchor of that scope already in save_path. A `file` names the anchor
+instead ('best' or 'best.pth' -> best.pth on torch, best/ on JAX); '.h5'/'.hdf5' selects the neutral
+format. `max_anchors` keeps the newest (highest step) anchors of the scope found in save_path — also
+those of earlier runs — and never deletes the just-written one; named anchors are not rotated.
+
+Asynchronous: `drop` returns once the state is copied to host memory (the next step may change or,
+on JAX, donate the device buffers), and the rest (write, fsync, rename, rotation) finishes in the
+background; while a save is in flight the host holds one more copy of the state.
+The next `drop`, `to` or `wait()` waits for it and raises its error if it failed; an interpreter that
+exits normally waits too, so no final anchor is lost. A crash at any point leaves every finished
+anchor intact: files are renamed into place only when complete, and temporary names never look
+like anchors. `asynchronous=False` makes every drop wait.
+
+`to` reports missing and unexpected keys and shape mismatches in a warning; `frozen=True` turns
+any of them into an error (nothing is loaded then). Scopes (`save_scope`, `ckpt_scope`) are
+parameter-path prefixes with a '/' boundary ('net' selects 'net/fc/weight', not 'network/...').
+A file that is not a Nebulae anchor (for example a pickle that would run code) is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import nebulae
+from nebulae import law
+from nebulae.astro import statedict
+from nebulae.cockpit import anchors, neutral
+
+__all__ = ["TimeMachine", "Landing", "AnchorMismatchError"]
+
+FORMAT = 1
+_busy: set = set()  # machines with a save in flight (held strongly: the exit hook must finish them)
+_exit_hook = threading.Lock()
+_hooked = [False]
+
+
+class AnchorMismatchError(KeyError, ValueError):
+    """`to(..., frozen=True)` met missing or unexpected keys, or shape mismatches (named in the message)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass
+class Landing:
+    """What `to` restored: the anchor's path, its step (-1 if unknown), engine and the key report."""
+
+    path: str
+    step: int
+    engine: str
+    report: statedict.LoadReport = field(default_factory=statedict.LoadReport)
+
+
+class TimeMachine:
+    """Save (`drop`) and restore (`to`) anchors of crafts; keep the newest `max_anchors` per scope (-1: all)."""
+
+    def __init__(self, ckpt_path: str, save_path: str, max_anchors: int = -1, *, asynchronous: bool = True):
+        if not isinstance(max_anchors, int) or isinstance(max_anchors, bool) or max_anchors == 0 or max_anchors < -1:
+            raise ValueError(f"max_anchors must be a positive integer, or -1 to keep all; got {max_anchors!r}")
+        self.ckpt_path = os.fspath(ckpt_path)
+        self.save_path = os.fspath(save_path)
+        self.max_anchors = max_anchors
+        self.asynchronous = bool(asynchronous)
+        self._pending: tuple[Any, ModuleType, str | None] | None = None
+        self._lock = threading.RLock()
+        os.makedirs(self.save_path, exist_ok=True)
+
+    # ------------------------------------------------------------------ saving
+
+    def drop(self, craft, file: str = "", save_scope: str | None = None, tank=None) -> str:
+        """Save everything `craft` holds (within `save_scope`) and the Tank position; return the anchor's path.
+
+        The anchor may still be in flight when this returns; `wait()` (or the next drop/to) finishes it.
+        """
+        with self._lock:
+            self.wait()
+            anchor = _anchor_module(craft)
+            anchor.check_unswapped(craft)
+            anchors.sweep(self.save_path)
+            step = anchor.step_of(craft)
+            scope = getattr(craft, "scope", None) or type(craft).__name__
+            meta = {
+                "format": FORMAT,
+                "engine": _engine_name(anchor),
+                "version": nebulae.__version__,
+                "step": -1 if step is None else int(step),
+                "scope": scope,
+            }
+            if neutral.is_neutral(file):
+                if tank is not None:
+                    warnings.warn("a '.h5' file holds weights only: the Tank position is not saved", stacklevel=2)
+                arrays = {k: v for k, v in craft.export_weights().items() if statedict.within(k, save_scope)}
+                if not arrays:
+                    raise ValueError(f"{type(craft).__name__} has no weights within scope {save_scope!r}")
+                return neutral.write(_path(self.save_path, file), arrays, meta)
+            name = _strip(file, anchor.SUFFIX) if file else None
+            if name is None:
+                if step is None:
+                    found = anchors.listing(self.save_path, scope, anchor.SUFFIX, anchor.is_complete)
+                    step = found[-1][0] + 1 if found else 1
+                    meta["step"] = step
+                name = anchors.name(scope, step)
+            path = _path(self.save_path, name + anchor.SUFFIX)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            meta["tank"] = tank.state() if tank is not None else None
+            in_root = os.path.dirname(path) == os.path.abspath(self.save_path)
+            rotated = scope if in_root and anchors.step_in(path, scope, anchor.SUFFIX) is not None else None
+            pending = anchor.save(craft, path, meta, save_scope, self.asynchronous)
+            self._pending = (pending, anchor, rotated)
+            _watch(self)
+            if not self.asynchronous:
+                self.wait()
+            return path
+
+    def wait(self) -> None:
+        """Wait for the save in flight (if any), raise its error, then rotate old anchors."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+            _busy.discard(self)
+            if pending is None:
+                return
+            handle, anchor, scope = pending
+            handle.wait()
+            if scope is not None and self.max_anchors > 0:
+                anchors.rotate(self.save_path, scope, anchor.SUFFIX, self.max_anchors, anchor.is_complete, handle.path)
+
+    # ------------------------------------------------------------------ restoring
+
+    def to(self, craft, file: str = "", ckpt_scope: str | None = None, frozen: bool = False, tank=None) -> Landing:
+        """Restore `craft` (within `ckpt_scope`) and the Tank position from an anchor: the newest one when no file.
+
+        Missing/unexpected keys and shape mismatches are reported in a warning; `frozen=True` makes
+        them an error and then nothing is loaded. Without `ckpt_scope` the RNG is restored too.
+        """
+        for machine in [self, *_busy]:  # an anchor still in flight in this process must land first
+            machine.wait()
+        anchor = _anchor_module(craft)
+        anchor.check_unswapped(craft)
+        if not file and neutral.is_neutral(self.ckpt_path):
+            file = self.ckpt_path
+        if neutral.is_neutral(file):
+            return self._to_neutral(craft, _path(self.ckpt_path, file), ckpt_scope, frozen)
+        path = self._resolve(craft, file, anchor)
+        meta, state = anchor.read(path, craft)
+        if int(meta.get("format", 0)) > FORMAT:
+            raise ValueError(f"{path!r} has anchor format {meta['format']}; this Nebulae reads up to {FORMAT}")
+        given = {k: v for k, v in state.items() if statedict.within(k, ckpt_scope)}
+        expected = {k: s for k, s in anchor.shapes(craft).items() if statedict.within(k, ckpt_scope)}
+        report = statedict.compare(expected, given)
+        notes = []
+        if tank is not None and not meta.get("tank"):
+            notes.append("the anchor holds no Tank position (dropped without tank=)")
+        _judge(path, report, notes, frozen)
+        if tank is not None and meta.get("tank"):
+            tank.restore(meta["tank"])  # first: a Tank of another layout refuses before the craft changes
+        bad = {k for k, *_ in report.mismatched}
+        anchor.apply(
+            craft, {k: v for k, v in given.items() if k in expected and k not in bad}, meta, ckpt_scope is None
+        )
+        return Landing(path, int(meta.get("step", -1)), str(meta.get("engine", "")), report)
+
+    def _to_neutral(self, craft, path: str, scope: str | None, frozen: bool) -> Landing:
+        arrays, meta = neutral.read(path)
+        given = {k: v for k, v in arrays.items() if statedict.within(k, scope)}
+        expected = {k: v.shape for k, v in craft.export_weights().items() if statedict.within(k, scope)}
+        report = statedict.compare(expected, given)
+        _judge(path, report, [], frozen)
+        bad = {k for k, *_ in report.mismatched}
+        craft.import_weights({k: v for k, v in given.items() if k in expected and k not in bad}, strict=False)
+        return Landing(path, int(meta.get("step", -1)), str(meta.get("engine", "")), report)
+
+    def _resolve(self, craft, file: str, anchor: ModuleType) -> str:
+        """The anchor to read: `file` as given, `file` with this engine's suffix, or the newest of the craft's scope.
+
+        A ckpt_path that is itself an anchor is read when no file is named.
+        """
+        if not file and os.path.lexists(self.ckpt_path) and anchor.is_complete(self.ckpt_path):
+            return os.path.abspath(self.ckpt_path)
+        if file:
+            literal = _path(self.ckpt_path, file)
+            if os.path.lexists(literal):
+                return literal
+            candidate = _path(self.ckpt_path, _strip(file, anchor.SUFFIX) + anchor.SUFFIX)
+            if os.path.lexists(candidate):
+                return candidate
+            raise FileNotFoundError(f"no anchor {file!r} in {self.ckpt_path!r}{self._available()}")
+        scope = getattr(craft, "scope", None) or type(craft).__name__
+        found = anchors.listing(self.ckpt_path, scope, anchor.SUFFIX, anchor.is_complete)
+        if not found:
+            raise FileNotFoundError(
+                f"no anchor of scope {scope!r} ({scope}-<step>{anchor.SUFFIX}) in {self.ckpt_path!r}{self._available()}"
+            )
+        return found[-1][1]
+
+    def _available(self) -> str:
+        if not os.path.isdir(self.ckpt_path):
+            return " (the folder does not exist)"
+        entries = sorted(e for e in os.listdir(self.ckpt_path) if not e.startswith("."))
+        return f"; it holds: {', '.join(entries[:20])}" if entries else " (the folder is empty)"
+
+    def __repr__(self) -> str:
+        return (
+            f"TimeMachine(ckpt_path={self.ckpt_path!r}, save_path={self.save_path!r}, max_anchors={self.max_anchors})"
+        )
+
+
+def _path(folder: str, file: str) -> str:
+    return file if os.path.isabs(file) else os.path.join(os.path.abspath(folder), file)
+
+
+def _engine_name(anchor: ModuleType) -> str:
+    return importlib.import_module(anchor.__name__.rsplit(".", 1)[0]).ENGINE
+
+
+def _strip(file: str, suffix: str) -> str:
+    for ext in {".pth", suffix} - {""}:
+        if file.endswith(ext):
+            return file[: -len(ext)]
+    return file
+
+
+def _judge(path: str, report: statedict.LoadReport, notes: list[str], frozen: bool) -> None:
+    if report.clean and not notes:
+        return
+    what = "; ".join(_describe(report) + notes)
+    if frozen:
+        raise AnchorMismatchError(f"TimeMachine.to({path!r}, frozen=True): {what}; nothing was loaded")
+    warnings.warn(f"TimeMachine.to({path!r}): {what}", stacklevel=3)
+
+
+def _describe(report: statedict.LoadReport, limit: int = 40) -> list[str]:
+    """The report's parts, each list cut to `limit` names (with the count of the rest)."""
+
+    def names(items: list[str]) -> str:
+        more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+        return ", ".join(items[:limit]) + more
+
+    parts = []
+    if report.missing:
+        parts.append(f"missing keys ({len(report.missing)}): {names(report.missing)}")
+    if report.unexpected:
+        parts.append(f"unexpected keys ({len(report.unexpected)}): {names(report.unexpected)}")
+    if report.mismatched:
+        clashes = [f"{k} (craft {want}, anchor {got})" for k, want, got in report.mismatched]
+        parts.append(f"shape mismatches ({len(clashes)}): {names(clashes)}")
+    return parts
+
+
+def _anchor_module(craft) -> ModuleType:
+    """The anchor module of the engine `craft` belongs to (by its class), else of the bound engine."""
+    for cls in type(craft).__mro__:
+        parts = cls.__module__.split(".")
+        if parts[:2] == ["nebulae", "backends"] and len(parts) > 2:
+            return importlib.import_module(f"nebulae.backends.{parts[2]}.anchor")
+    return importlib.import_module(f"{law.backend().__name__}.anchor")
+
+
+def _watch(machine: TimeMachine) -> None:
+    """Make sure `machine`'s save in flight finishes before the interpreter exits."""
+    _busy.add(machine)
+    with _exit_hook:
+        if _hooked[0]:
+            return
+        import concurrent.futures.thread  # noqa: F401 (its exit hook must run after ours)
+
+        # threading's exit hooks run before thread pools shut down and before atexit: Orbax still needs its pools
+        register = getattr(threading, "_register_atexit", None)
+        if register is not None:
+            register(_settle_all)
+        else:  # pragma: no cover
+            import atexit
+
+            atexit.register(_settle_all)
+        _hooked[0] = True
+
+
+def _settle_all() -> None:
+    for machine in list(_busy):
+        try:
+            machine.wait()
+        except BaseException:  # noqa: BLE001 (report and go on: the interpreter is exiting)
+            traceback.print_exc()
