@@ -367,3 +367,22 @@ def test_to_device_prefetches_engine_arrays(packed, dock):
         for key in ("image", "idx", "draw"):
             assert type(got[key]) is engine_type
             np.testing.assert_array_equal(dock.shell(got[key]), want[key])
+
+
+@pytest.mark.once
+def test_workers_start_after_opencv_used_its_thread_pool(packed):
+    """Forking after OpenCV started its thread pool must not deadlock the workers (it did once)."""
+    code = (
+        "import cv2, numpy as np\n"
+        "from nebulae.fuel.depot import Tank\n"
+        "cv2.setNumThreads(2)\n"
+        "for _ in range(3):\n"
+        "    cv2.GaussianBlur(np.ones((1500, 1500, 3), np.uint8), (31, 31), 5)  # starts OpenCV's pool\n"
+        f"with Tank({str(packed)!r}, {{'image': 'vuint8', 'idx': 'int64'}}, batch_size=4, workers=2) as tk:\n"
+        "    print([tk.next()['idx'].shape for _ in range(4)])\n"
+        "print('threads', cv2.getNumThreads())\n"
+    )
+    r = run_python(code, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "[(4,), (4,), (4,), (4,)]" in r.stdout
+    assert "threads 2" in r.stdout  # the parent's OpenCV setting is restored after the fork

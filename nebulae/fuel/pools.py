@@ -27,6 +27,7 @@ import os
 import pickle
 import random
 import signal
+import sys
 import traceback
 import warnings
 from collections import deque
@@ -39,6 +40,7 @@ from nebulae.fuel.assembly import Assembler
 
 _ALIGN = 64
 _POLL_S = 1.0
+_STALL_S = 600.0  # a worker silent this long is stuck: fail instead of hanging
 
 
 def worker_batch(assembler: Assembler, position: int):
@@ -145,13 +147,24 @@ def _unpack(tree, where: list, slot: mmap.mmap):
     return _fill(tree, arrays)
 
 
+@contextlib.contextmanager
+def _sequential_opencv():
+    """Fork with OpenCV set to one thread: children inherit it and never touch the parent's thread pool,
+    which does not exist after fork (reconfiguring it in a child deadlocks once the parent has used it)."""
+    cv2 = sys.modules.get("cv2")
+    before = cv2.getNumThreads() if cv2 is not None else None
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        if cv2 is not None:
+            cv2.setNumThreads(before)
+
+
 def _serve(conn: Connection, assembler: Assembler, slots: list[mmap.mmap], parent: int) -> None:
     """Worker loop: receive (position, slot), answer with the packed batch or the error."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then closes us
-    with contextlib.suppress(ImportError):
-        import cv2
-
-        cv2.setNumThreads(1)
     while True:
         while not conn.poll(_POLL_S):
             if os.getppid() != parent:
@@ -198,6 +211,16 @@ class ForkPool:
         self.slots = [[mmap.mmap(-1, size) for _ in range(prefetch)] for _ in range(workers)]
         self.conns: list[Connection] = []
         self.procs = []
+        with _sequential_opencv():
+            self._start(ctx, assembler, workers)
+        self.inflight: deque[tuple[int, int, int]] = deque()  # (worker, slot, position) in send order
+        self.stall = _STALL_S
+        self.ready = [first]  # the batch built here, served first
+        self.closed = False
+        self._restart(start + 1)
+        self.position = start
+
+    def _start(self, ctx, assembler: Assembler, workers: int) -> None:
         for w in range(workers):
             here, there = ctx.Pipe()
             proc = ctx.Process(
@@ -212,11 +235,6 @@ class ForkPool:
             there.close()
             self.conns.append(here)
             self.procs.append(proc)
-        self.inflight: deque[tuple[int, int, int]] = deque()  # (worker, slot, position) in send order
-        self.ready = [first]  # the batch built here, served first
-        self.closed = False
-        self._restart(start + 1)
-        self.position = start
 
     def _restart(self, position: int) -> None:
         self.sent = self.base = position
@@ -234,10 +252,18 @@ class ForkPool:
         """The reply for the oldest job in flight (popped only once it has arrived, so Ctrl-C loses nothing)."""
         worker, slot, position = self.inflight[0]
         conn, proc = self.conns[worker], self.procs[worker]
+        waited = 0.0
         while not conn.poll(_POLL_S):
+            waited += _POLL_S
             if not proc.is_alive():
                 self.close()
                 raise RuntimeError(f"Tank worker {worker} (pid {proc.pid}) died with exit code {proc.exitcode}")
+            if waited >= self.stall:
+                self.close()
+                raise RuntimeError(
+                    f"Tank worker {worker} (pid {proc.pid}) produced nothing for {waited:.0f} s on "
+                    f"batch position {position}; it is stuck (stopped)"
+                )
         reply = conn.recv()
         self.inflight.popleft()
         if discard:
