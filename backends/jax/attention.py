@@ -8,29 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from nebulae.astro import init as _init
+from nebulae.astro.args import check_attention_inputs as _check_inputs
 
 from .craft import Craft
 from .dropout import draw, new_stream
 from .linear import Dense, parameter
 
 __all__ = ["MHAttn"]
-
-
-def _check_inputs(q, k, v, pad_mask, attn_mask, craft) -> None:
-    q_chs, k_chs, v_chs = craft.q_chs, craft.k_chs, craft.v_chs
-    for name, t, chs in (("q", q, q_chs), ("k", k, k_chs), ("v", v, v_chs)):
-        if t.ndim != 3 or t.shape[-1] != chs:
-            raise ValueError(f"MHAttn: {name} must be (length, batch, {chs}) (sequence-first), got {tuple(t.shape)}")
-    if k.shape[:2] != v.shape[:2] or q.shape[1] != k.shape[1]:
-        raise ValueError(
-            f"MHAttn: k and v must share (length, batch) and q the batch, got q {tuple(q.shape)}, "
-            f"k {tuple(k.shape)}, v {tuple(v.shape)}"
-        )
-    (L, N), S, H = q.shape[:2], k.shape[0], craft.nheads
-    if attn_mask is not None and tuple(attn_mask.shape) not in ((L, S), (N * H, L, S)):
-        raise ValueError(f"MHAttn: attn_mask must be {(L, S)} or {(N * H, L, S)}, got {tuple(attn_mask.shape)}")
-    if pad_mask is not None and tuple(pad_mask.shape) != (N, S):
-        raise ValueError(f"MHAttn: pad_mask must be (batch, key length) {(N, S)}, got {tuple(pad_mask.shape)}")
 
 
 def _additive(mask, dtype):

@@ -14,22 +14,13 @@ import dm_pix as pix
 import jax
 import jax.numpy as jnp
 
+from nebulae.astro.args import check_batch as _batch
+from nebulae.astro.args import check_span as _span
+
 from .craft import Craft
 from .dropout import draw, new_stream
 
 __all__ = ["RandFlip", "RandCrop", "RandBrighten", "RandContrast", "RandSaturate", "RandHue"]
-
-
-def _batch(x, what: str, rgb: bool = False) -> None:
-    if x.ndim != 4 or (rgb and x.shape[1] != 3):
-        need = "(N, 3, H, W) RGB" if rgb else "(N, C, H, W)"
-        raise ValueError(f"{what} needs an {need} batch, got shape {tuple(x.shape)}")
-
-
-def _span(lo: float, hi: float, what: str, low: float | None = None, high: float | None = None):
-    if lo > hi or (low is not None and lo < low) or (high is not None and hi > high):
-        raise ValueError(f"{what}: need {low} <= lo <= hi <= {high}, got ({lo}, {hi})")
-    return float(lo), float(hi)
 
 
 def _uniform(key, x, lo: float, hi: float):

@@ -8,6 +8,7 @@ from jax import lax
 
 from nebulae.astro import init as _init
 from nebulae.astro import padding as _pad
+from nebulae.astro.convargs import transposed_sizes
 
 from .craft import Craft
 from .linear import parameter
@@ -155,19 +156,3 @@ class TransConv(Craft):
 
     def weights(self):
         return self.weight
-
-
-def transposed_sizes(size, kernel, stride, pairs, dilation, out_size) -> tuple:
-    """The output size of a transposed convolution, checked against `out_size` (None: the nominal size)."""
-    targets = []
-    for i, (n, k, s, d, (a, b)) in enumerate(zip(size, kernel, stride, dilation, pairs)):
-        nominal = (n - 1) * s + d * (k - 1) + 1 - a - b
-        m = nominal if out_size is None else out_size[i]
-        if not nominal <= m < nominal + max(s, d) or m <= 0:
-            raise ValueError(
-                f"TransConv: out_size {out_size} cannot be reached from input size {tuple(size)} in dimension {i}:"
-                f" with kernel {k}, stride {s}, dilation {d} and padding {(a, b)} it must be in"
-                f" [{nominal}, {nominal + max(s, d) - 1}]"
-            )
-        targets.append(m)
-    return tuple(targets)

@@ -5,18 +5,12 @@ from __future__ import annotations
 import dm_pix
 import jax.numpy as jnp
 
+from nebulae.astro.args import check_images as _check_images
+from nebulae.astro.tables import PSNR_EPS
+
 from .craft import Craft
 
 __all__ = ["AccCls", "PSNR", "SSIM"]
-
-PSNR_EPS = 1e-8
-
-
-def _check_images(x, y, what: str) -> None:
-    if x.ndim != 4 or x.shape != y.shape:
-        raise ValueError(
-            f"{what}: expected two (N, C, H, W) images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}"
-        )
 
 
 class AccCls(Craft):

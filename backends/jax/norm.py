@@ -7,14 +7,17 @@ float32 and the result is cast back to the input's dtype.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from nebulae.astro import init as _init
+from nebulae.astro.normargs import check_channels as _check_channels
+from nebulae.astro.normargs import check_condition as _check_condition
+from nebulae.astro.normargs import check_instance as _check_instance
+from nebulae.astro.normargs import modulate as _modulate
+from nebulae.astro.normargs import sn_initial_uv as _sn_initial_uv
+from nebulae.astro.normargs import sn_matrix_dim as _sn_matrix_dim
 
 from .craft import Craft
 from .linear import Dense, parameter
@@ -22,7 +25,6 @@ from .linear import Dense, parameter
 __all__ = ["BN", "IN", "LN", "GN", "CBN", "CIN", "SN"]
 
 EPS = 1e-5
-SN_INIT_ITERS = 15  # power iterations at construction, as torch's spectral_norm
 
 
 def _affine(shape, resilient: bool) -> tuple[nnx.Param | None, nnx.Param | None]:
@@ -30,20 +32,6 @@ def _affine(shape, resilient: bool) -> tuple[nnx.Param | None, nnx.Param | None]
     if not resilient:
         return None, None
     return parameter(np.ones(shape, np.float32)), parameter(np.zeros(shape, np.float32))
-
-
-def _check_channels(x, chs: int, what: str) -> None:
-    if x.ndim < 2 or x.shape[1] != chs:
-        raise ValueError(f"{what}: expected input (N, {chs}, ...) with {chs} channels on axis 1, got {tuple(x.shape)}")
-
-
-def _check_instance(x, chs: int, what: str) -> None:
-    _check_channels(x, chs, what)
-    if x.ndim < 3 or math.prod(x.shape[2:]) < 2:
-        raise ValueError(
-            f"{what}: instance statistics need (N, C, *spatial) with more than one spatial element, "
-            f"got {tuple(x.shape)}"
-        )
 
 
 def _channel_shape(x) -> tuple:
@@ -174,16 +162,6 @@ class _Modulator(Craft):
         return self.fc2(jax.nn.relu(self.fc1(z)))
 
 
-def _check_condition(in_chs: int, what: str) -> None:
-    if in_chs < 2:
-        raise ValueError(f"{what}: in_chs must be at least 2 (the modulating MLP's hidden width is in_chs // 2)")
-
-
-def _modulate(y, gamma, beta):
-    shape = gamma.shape + (1,) * (y.ndim - 2)
-    return gamma.reshape(shape) * y + beta.reshape(shape)
-
-
 class CBN(Craft):
     """Conditional batch norm: non-affine BN of x (running statistics), then gamma(z) * x_hat + beta(z).
 
@@ -220,27 +198,6 @@ class CIN(Craft):
 
     def run(self, x, z):
         return _modulate(self.norm(x), self.gamma(z), self.beta(z))
-
-
-def _sn_matrix_dim(craft) -> int:
-    """The weight axis that indexes outputs: 1 for transposed convolutions (as torch), else 0."""
-    return 1 if type(craft).__name__ == "TransConv" else 0
-
-
-def _sn_initial_uv(w: np.ndarray, dim: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Random unit u, v (from the initialiser stream) refined by 15 power iterations, as torch does at set-up."""
-    mat = np.moveaxis(np.asarray(w, np.float64), dim, 0).reshape(w.shape[dim], -1)
-    rng = _init.stream()
-    u, v = rng.normal(size=mat.shape[0]), rng.normal(size=mat.shape[1])
-
-    def unit(a):
-        return a / max(float(np.linalg.norm(a)), eps)
-
-    u, v = unit(u), unit(v)
-    for _ in range(SN_INIT_ITERS):
-        u = unit(mat @ v)
-        v = unit(mat.T @ u)
-    return u.astype(np.float32), v.astype(np.float32)
 
 
 def _unit(a, eps: float):

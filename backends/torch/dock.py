@@ -4,9 +4,7 @@ Each concern module lists its public crafts in `__all__`; this module gathers th
 craft means adding it to its module (and that module's `__all__`) on both engines.
 """
 
-from nebulae.astro import init as _init
-from nebulae.astro import padding as _padding
-from nebulae.astro import schedule as _schedule
+from nebulae.astro.namespace import gather
 
 from . import (
     activation,
@@ -60,17 +58,4 @@ _MODULES = [
     augment,
 ]
 
-Craft = craft.Craft
-Rudder, Prober, Nozzle = mode.Rudder, mode.Prober, mode.Nozzle
-coat, shell = tensor.coat, tensor.shell
-autoPad = _padding.autoPad
-
-__all__ = ["autoPad", *_init.__all__, *[n for n in _schedule.__all__ if n not in ("Schedule", "rate")]]
-for _name in __all__:
-    if _name not in globals():
-        globals()[_name] = getattr(_init, _name, None) or getattr(_schedule, _name)
-for _module in _MODULES:
-    for _name in _module.__all__:
-        globals()[_name] = getattr(_module, _name)
-        __all__.append(_name)
-del _module, _name
+__all__ = gather(globals(), _MODULES)

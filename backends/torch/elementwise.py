@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from nebulae.astro.args import clip_bounds as _bounds
+
 from .craft import Craft
 
 __all__ = ["Sqrt", "Exp", "Log", "Sin", "Cos", "Maxele", "Minele", "Clip"]
@@ -77,21 +79,6 @@ class Minele(Craft):
 
     def run(self, x, y):
         return torch.minimum(x, y)
-
-
-def _bounds(ranges) -> tuple:
-    """(lo, hi) from `ranges`: a pair (either side may be None) or one number/array r meaning (-r, r)."""
-    if isinstance(ranges, (tuple, list)):
-        if len(ranges) != 2:
-            raise ValueError(f"Clip ranges must be (lo, hi) or one number r meaning (-r, r), got {ranges!r}")
-        lo, hi = ranges
-    elif ranges is None:
-        raise ValueError("Clip ranges must be (lo, hi) or one number r meaning (-r, r), got None")
-    else:
-        lo, hi = -ranges, ranges
-    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
-        raise ValueError(f"Clip needs lo <= hi, got lo={lo}, hi={hi}")
-    return lo, hi
 
 
 class Clip(Craft):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from nebulae.astro import init as _init
+from nebulae.astro.graphinit import filter_weights
 
 from .craft import Craft
 from .linear import parameter
@@ -27,11 +28,6 @@ def graph_matrix(matrix, what: str, square: bool = True) -> np.ndarray:
     if square and array.shape[0] != array.shape[1]:
         raise ValueError(f"{what} must be square (nodes x nodes), got shape {array.shape}")
     return array.astype(np.float32)
-
-
-def filter_weights(w_init, n: int) -> np.ndarray:
-    """A learnable filter of n coefficients, drawn as an (n, 1) weight (the original's shape and fans)."""
-    return _init.make(_init.XavierNorm() if w_init is None else w_init, (n, 1)).reshape(n)
 
 
 class _GraphConv(Craft):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from nebulae.astro.tables import GOLDEN
+
 from .craft import Craft
 
 __all__ = ["QR", "Eigen", "MaxEigen", "FFT", "IFFT"]
-
-GOLDEN = 0.6180339887498949  # MaxEigen's start vector: 1 + frac(i * GOLDEN), no symmetry to stall on
 
 
 class QR(Craft):

@@ -7,14 +7,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from nebulae.astro.args import check_same_shape as _same_shape
+
 from .craft import Craft
 
 __all__ = ["MSE", "MAE", "Huber", "Charbon", "SigmXE", "SftmXE", "OHEM"]
-
-
-def _same_shape(x, y, what: str) -> None:
-    if x.shape != y.shape:
-        raise ValueError(f"{what}: prediction {tuple(x.shape)} and target {tuple(y.shape)} must have the same shape")
 
 
 class MSE(Craft):

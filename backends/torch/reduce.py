@@ -10,22 +10,12 @@ from __future__ import annotations
 
 import torch
 
+from nebulae.astro.reduceargs import check_axis as _axis
+from nebulae.astro.reduceargs import tensordot_axes as _tensordot_axes
+
 from .craft import Craft
 
 __all__ = ["Mean", "Max", "Min", "Argmax", "Argmin", "Sum", "Dot", "Gather", "Scatter"]
-
-
-def _axis(name: str, axis, reduce: bool, single: bool = False):
-    """Validate a reduction's axis/reduce pair; lists become tuples."""
-    if axis is None:
-        if not reduce:
-            raise ValueError(f"{name}: reduce=False keeps the reduced axes, so it needs an axis (got axis=None)")
-        return None
-    if isinstance(axis, list):
-        axis = tuple(axis)
-    if single and not isinstance(axis, int):
-        raise ValueError(f"{name} takes one int axis (indices along one dim), got axis={axis!r}")
-    return axis
 
 
 class Mean(Craft):
@@ -92,19 +82,6 @@ class Argmin(Craft):
     def run(self, x, axis: int | None = None, reduce: bool = True):
         axis = _axis("Argmin", axis, reduce, single=True)
         return torch.argmin(x) if axis is None else torch.argmin(x, axis, keepdim=not reduce)
-
-
-def _tensordot_axes(axes):
-    """tensordot's axes: an int n (last n of x with first n of y) or a pair (x axes, y axes) of ints or sequences."""
-    if isinstance(axes, int):
-        return axes
-    if len(axes) == 2:
-        a, b = axes
-        a = (a,) if isinstance(a, int) else tuple(a)
-        b = (b,) if isinstance(b, int) else tuple(b)
-        if len(a) == len(b):
-            return a, b
-    raise ValueError(f"Dot axes must be an int or a pair (x axes, y axes) of equal length, got {axes!r}")
 
 
 class Dot(Craft):

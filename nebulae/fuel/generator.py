@@ -344,8 +344,20 @@ def _results(chunks: list, recipe: _Recipe, procs: int) -> Iterator[Iterator[lis
     pool = cf.ProcessPoolExecutor(procs, mp_context=_mp_context(), initializer=_init_worker, initargs=(recipe,))
     try:
         yield _ordered(pool, chunks, window=4 * procs)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        _stop(pool)  # an interrupt can land inside the executor's bookkeeping: never wait on it then
+        raise
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """Terminate a pool's workers without waiting for its management thread."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
+        proc.terminate()
+    for proc in workers:
+        proc.join(5)
 
 
 def _ordered(pool: cf.ProcessPoolExecutor, chunks: list, window: int) -> Iterator[list[list[bytes]]]:
