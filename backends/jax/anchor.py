@@ -37,6 +37,7 @@ from .ema import EMA, _swapped
 from .optim import Optimizer
 
 __all__ = [
+    "COLLECTIVE",
     "SUFFIX",
     "step_of",
     "check_unswapped",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 SUFFIX = ""
+COLLECTIVE = True  # under a Multiverse: Orbax's save is collective: every host calls it, the primary host writes
 _MEMORY_VARS = ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_ALLOCATOR")
 
 

@@ -27,6 +27,8 @@ from flax import nnx
 
 from nebulae.astro import gearbox
 
+from . import universe
+
 __all__: list[str] = []
 
 _local = threading.local()
@@ -122,10 +124,13 @@ class Plan:
             raise RuntimeError(f"nebulae: cannot map state leaf {e} of {type(craft).__name__} to a Variable") from None
         self.fast = all(hasattr(v, "_raw_value") for v in self.variables)  # a slot on flax 0.12
         seen: set[int] = set()
+        place = universe.replicated()
         for v in self.variables:  # donation needs distinct buffers: give shared ones their own copy
             raw = v.get_raw_value()
             if id(raw) in seen:
                 v.set_raw_value(jnp.array(raw, copy=True))
+            if place is not None and getattr(raw, "sharding", None) != place:  # under a Multiverse: replicated
+                v.set_raw_value(jax.device_put(v.get_raw_value(), place))
             seen.add(id(raw))
         index = {id(v): i for i, v in enumerate(self.variables)}
         self.param_idx = tuple(i for i, v in enumerate(self.variables) if isinstance(v, nnx.Param))
@@ -223,7 +228,7 @@ def compiled_call(craft, args: tuple, kwargs: dict):
         statics = tuple((i, x) for i, x in enumerate(leaves) if i not in dyn_pos)
         arrays = [leaves[i] for i in dyn_pos]
     wrt = _wrt_positions(ctx, args, dyn_pos) if ctx is not None and ctx.kind == "prober" else ()
-    key = (ctx_key, arg_def, statics, dyn_pos, wrt)
+    key = (ctx_key, arg_def, statics, dyn_pos, wrt, universe.mesh())
     fn = plan.jitted.get(key)
     if fn is None:
         fn = plan.jitted[key] = jax.jit(_make_step(plan, ctx_key, arg_def, statics, dyn_pos, wrt), donate_argnums=0)
@@ -305,11 +310,16 @@ def _make_step(plan: Plan, ctx_key, arg_def, statics, dyn_pos, wrt):
     def step(values, arrays):
         _current_stats().traces += 1
         if kind == "nozzle" or (kind != "prober" and not plan.diff_idx):
-            return forward(values, arrays, Recorder())
-        if kind == "prober":
-            return _probe_step(plan, forward, values, arrays, wrt)
-        return _train_step(plan, forward, values, arrays)
+            result = forward(values, arrays, Recorder())
+        elif kind == "prober":
+            result = _probe_step(plan, forward, values, arrays, wrt)
+        else:
+            result = _train_step(plan, forward, values, arrays)
+        if place is not None:  # the new state stays replicated on the Multiverse's mesh
+            result = (result[0], jax.lax.with_sharding_constraint(result[1], place), *result[2:])
+        return result
 
+    place = universe.replicated()
     return step
 
 

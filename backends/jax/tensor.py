@@ -41,8 +41,27 @@ def coat(datum, as_const: bool = True):
         datum = np.asarray(datum)
         if datum.dtype == np.float64:
             datum = datum.astype(np.float32)
-    target = _sharding if _sharding is not None else _device
-    return jax.device_put(datum, target) if target is not None else jnp.asarray(datum)
+    if _sharding is not None:
+        return _shard(datum)
+    return jax.device_put(datum, _device) if _device is not None else jnp.asarray(datum)
+
+
+def _shard(datum):
+    """Under a Multiverse: this process's batch, split on its first axis over the mesh (scalars replicated)."""
+    mesh = _sharding.mesh
+    if np.ndim(datum) == 0:
+        return jax.device_put(datum, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    local = sum(1 for d in mesh.devices.flat if d.process_index == jax.process_index())
+    if datum.shape[0] % local:
+        raise ValueError(
+            f"coat: a batch of shape {tuple(datum.shape)} cannot be split over the {local} devices of this "
+            "Multiverse: its first axis must be a multiple of the device count"
+        )
+    if isinstance(datum, jax.Array) and datum.sharding == _sharding:
+        return datum
+    if jax.process_count() == 1:
+        return jax.device_put(datum, _sharding)
+    return jax.make_array_from_process_local_data(_sharding, np.asarray(datum))
 
 
 def shell(datum, as_np: bool = True):

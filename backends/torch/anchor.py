@@ -34,6 +34,7 @@ from .ema import EMA
 from .optim import Optimizer
 
 __all__ = [
+    "COLLECTIVE",
     "SUFFIX",
     "step_of",
     "check_unswapped",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 SUFFIX = ".pth"
+COLLECTIVE = False  # under a Multiverse: every rank holds the same weights: rank 0 alone writes
 
 
 def step_of(craft) -> int | None:

@@ -63,6 +63,10 @@ class Craft(nn.Module):
             value = nn.ModuleList(value)
         elif isinstance(value, dict) and value and all(isinstance(v, nn.Module) for v in value.values()):
             value = nn.ModuleDict(value)
+        if getattr(type(value), "_nebulae_world", False):  # a Multiverse World: state under the craft's own paths
+            super().__setattr__(name, value.module)
+            object.__setattr__(self, name, value)
+            return
         super().__setattr__(name, value)
 
     def gear(self, gr) -> Craft:

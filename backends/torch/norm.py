@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -43,14 +44,54 @@ class BN(Craft):
         self.bias = parameter(torch.zeros(out_chs).numpy()) if resilient else None
         self.register_buffer("running_mean", torch.zeros(out_chs))
         self.register_buffer("running_var", torch.ones(out_chs))
+        self._synced = False  # set by Multiverse.sync(sync_bn=True): statistics over the world's batch
 
     def run(self, x):
+        if self._synced and self.is_training() and dist.is_initialized():
+            return _world_batch_norm(self, x)
         return F.batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias, self.is_training(), 1.0 - self.mmnt, EPS
         )
 
     def weights(self):
         return self.weight
+
+
+class _WorldSum(torch.autograd.Function):
+    """Sum over all ranks, differentiable: the gradient of each rank's input is the sum of all ranks' gradients."""
+
+    @staticmethod
+    def forward(ctx, t):
+        out = t.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def _world_batch_norm(bn: BN, x):
+    """Batch norm whose batch statistics (and their gradients) span every rank's batch."""
+    axes = [0, *range(2, x.dim())]
+    xf = x.float()
+    local = torch.stack([xf.sum(axes), (xf * xf).sum(axes)])
+    count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float64, device=x.device)
+    total = _WorldSum.apply(local)
+    dist.all_reduce(count)
+    n = float(count.item())
+    mean = total[0] / n
+    var = total[1] / n - mean * mean
+    with torch.no_grad():
+        bn.running_mean.mul_(bn.mmnt).add_((1.0 - bn.mmnt) * mean.detach())
+        bn.running_var.mul_(bn.mmnt).add_((1.0 - bn.mmnt) * var.detach() * (n / max(n - 1.0, 1.0)))
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + EPS)
+    if bn.weight is not None:
+        y = y * bn.weight.view(shape) + bn.bias.view(shape)
+    return y.to(x.dtype)
 
 
 class IN(Craft):

@@ -14,6 +14,8 @@ _EXPORTS = {
     "TimeMachine": "timemachine",
     "Landing": "timemachine",
     "AnchorMismatchError": "timemachine",
+    "Multiverse": "multiverse",
+    "WorldError": "multiverse",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Sequence
 
 from nebulae import law
@@ -33,9 +34,12 @@ class Engine:
     ``XLA_PYTHON_CLIENT_MEM_FRACTION=.9`` trade that for slightly faster allocation. Engine(CPU) on
     JAX keeps JAX off the GPUs altogether (``jax_platforms='cpu'``) when it has not started yet.
 
-    `chips` are the engine's devices (logical: cuda:0.. after masking), `chip` the first one, on which
-    `place` puts crafts and `coat` puts data; `gpus` are the chosen GPUs as (index, name, total MiB,
-    free MiB).
+    `chips` are the engine's devices (logical: cuda:0.. after masking), `chip` the one on which `place`
+    puts crafts and `coat` puts data: the first, or under a Multiverse process world (torch: one
+    process per GPU; LOCAL_RANK set by Multiverse or torchrun) the LOCAL_RANK-th. `gpus` are the chosen
+    GPUs as (index, name, total MiB, free MiB). In a process world every rank of a node must choose the
+    same GPUs, so GPUtil's choice there is by index among the GPUs with enough free memory, not by
+    free memory (which changes as the ranks start).
     """
 
     def __init__(
@@ -52,7 +56,7 @@ class Engine:
         if self.device == GPU:
             self.gpus = _choose(ngpus, least_mem, available_gpus)
         self.chips = list(self._anchor.select_devices(self.device, tuple(g.index for g in self.gpus)))
-        self.chip = self.chips[0]
+        self.chip = self.chips[_local_rank() % len(self.chips)]
 
     def place(self, craft) -> None:
         """Put `craft` (all of its state) on this engine's first device and make `coat` target it."""
@@ -63,6 +67,10 @@ class Engine:
             return f"Engine(CPU: {self.chip})"
         rows = ", ".join(f"GPU {g.index} {g.name} {g.free}/{g.total} MiB free" for g in self.gpus)
         return f"Engine(GPU: {rows})"
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))
 
 
 def _kind(device) -> str:
@@ -97,6 +105,8 @@ def _choose(ngpus: int, least_mem: int, available_gpus: Sequence[int]) -> list[G
             raise ValueError(f"ngpus={ngpus} but available_gpus lists only {len(given)}: {given}")
         return [by_index[g] for g in given[:ngpus]]
     chosen = util.available(ngpus, least_mem)
+    if "LOCAL_RANK" in os.environ:  # every rank of the node must agree: qualifying GPUs in index order
+        chosen = sorted((g for g in present if g.free >= least_mem), key=lambda g: g.index)[:ngpus]
     if len(chosen) < ngpus:
         table = ", ".join(f"{g.index}: {g.free} MiB free" for g in present)
         raise RuntimeError(

@@ -42,6 +42,7 @@ import nebulae
 from nebulae import law
 from nebulae.astro import statedict
 from nebulae.cockpit import anchors, neutral
+from nebulae.kit.rank import is_chief
 
 __all__ = ["TimeMachine", "Landing", "AnchorMismatchError"]
 
@@ -87,6 +88,8 @@ class TimeMachine:
     def drop(self, craft, file: str = "", save_scope: str | None = None, tank=None) -> str:
         """Save everything `craft` holds (within `save_scope`) and the Tank position; return the anchor's path.
 
+        Under a Multiverse only rank 0 writes (on JAX every host takes part in Orbax's collective save).
+
         The anchor may still be in flight when this returns; `wait()` (or the next drop/to) finishes it.
         """
         with self._lock:
@@ -109,6 +112,8 @@ class TimeMachine:
                 arrays = {k: v for k, v in craft.export_weights().items() if statedict.within(k, save_scope)}
                 if not arrays:
                     raise ValueError(f"{type(craft).__name__} has no weights within scope {save_scope!r}")
+                if not is_chief():  # one writer under a Multiverse
+                    return _path(self.save_path, file)
                 return neutral.write(_path(self.save_path, file), arrays, meta)
             name = _strip(file, anchor.SUFFIX) if file else None
             if name is None:
@@ -122,6 +127,8 @@ class TimeMachine:
             meta["tank"] = tank.state() if tank is not None else None
             in_root = os.path.dirname(path) == os.path.abspath(self.save_path)
             rotated = scope if in_root and anchors.step_in(path, scope, anchor.SUFFIX) is not None else None
+            if not (anchor.COLLECTIVE or is_chief()):  # under a Multiverse, rank 0 writes the anchor
+                return path
             pending = anchor.save(craft, path, meta, save_scope, self.asynchronous)
             self._pending = (pending, anchor, rotated)
             _watch(self)

@@ -114,6 +114,11 @@ class Tank:
         return self.plan.mpe
 
     @property
+    def batch_size(self) -> int:
+        """Samples per batch served to this process."""
+        return self.plan.batch_size
+
+    @property
     def epoch(self) -> int:
         """The epoch of the next batch (0-based)."""
         return self._position // self.plan.mpe
@@ -189,11 +194,14 @@ class Tank:
         if self.to_device:
             self._submit()
 
-    def shard(self, rank: int, world: int) -> None:
-        """Serve rank `rank`'s share of `world` ranks from now on (for Multiverse); restarts the current epoch."""
+    def shard(self, rank: int, world: int, batch_size: int | None = None) -> None:
+        """Serve rank `rank`'s share of `world` ranks from now on (for Multiverse), in batches of `batch_size`
+        (unchanged when None); restarts the current epoch."""
         p = self.plan
+        if (rank, world, batch_size or p.batch_size) == (p.rank, p.world, p.batch_size):
+            return
         epoch = self.epoch
-        plan = Plan(p.length, p.batch_size, p.shuffle, p.in_same_size, p.seed, rank, world)
+        plan = Plan(p.length, batch_size or p.batch_size, p.shuffle, p.in_same_size, p.seed, rank, world)
         self._replan(plan, epoch * plan.mpe)
 
     def close(self) -> None:

@@ -1,0 +1,127 @@
+"""Data parallelism on JAX: one process drives a device Mesh with axis 'data' (SPMD, no pmap).
+
+`sync` replicates a craft's state on the mesh (NamedSharding with an empty PartitionSpec); `coat`
+then shards batches on their first axis, and every compiled step runs SPMD over the mesh: XLA
+inserts the gradient all-reduce, and batch statistics (BN) are computed over the global batch.
+Several hosts join through `jax.distributed.initialize` (one process per host).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from . import tensor
+
+__all__ = ["SPAWNS", "join", "leave", "rank", "size", "share", "sync", "unwrap", "reduce"]
+
+SPAWNS = False  # one process drives all local devices
+AXIS = "data"
+_mesh: Mesh | None = None
+_joined = False
+_HOST_VARS = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
+
+
+def join(world: int, timeout: float) -> None:
+    """Join the hosts named by the environment (jax.distributed.initialize) when several hosts are set up."""
+    global _joined
+    if _joined or not any(v in os.environ for v in _HOST_VARS):
+        return
+    jax.distributed.initialize(initialization_timeout=int(timeout))
+    _joined = True
+
+
+def leave() -> None:
+    """Leave the hosts' group (if joined) and forget the mesh."""
+    global _joined, _mesh
+    if _joined:
+        jax.distributed.shutdown()
+        _joined = False
+    _mesh, tensor._sharding = None, None
+
+
+def rank() -> int:
+    """This process's index among the hosts (0 on one host; asks JAX only once hosts joined, so it never
+    starts JAX's devices early)."""
+    return jax.process_index() if _joined else 0
+
+
+def size() -> int:
+    """The number of processes (hosts); 1 until hosts joined."""
+    return jax.process_count() if _joined else 1
+
+
+def share(world: int) -> int:
+    """How many of the `world` worlds (devices) one process drives: all of this host's share of the mesh."""
+    return max(1, world // size())
+
+
+def mesh() -> Mesh | None:
+    """The world's mesh (None outside a Multiverse)."""
+    return _mesh
+
+
+def _make_mesh(world: int) -> Mesh:
+    global _mesh
+    if _mesh is None:
+        devices = jax.devices()
+        if world > len(devices):
+            raise ValueError(
+                f"Multiverse(nworld={world}) on JAX needs {world} devices, but JAX sees {len(devices)}: "
+                f"{[str(d) for d in devices]} (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count={world})"
+            )
+        _mesh = Mesh(np.array(devices[:world]), (AXIS,))
+        tensor._sharding = NamedSharding(_mesh, PartitionSpec(AXIS))
+    elif _mesh.devices.size != world:
+        raise ValueError(f"a Multiverse of {_mesh.devices.size} devices exists already; cannot make one of {world}")
+    return _mesh
+
+
+def replicated():
+    """The sharding that keeps a full copy on every device of the mesh (None outside a Multiverse)."""
+    return None if _mesh is None else NamedSharding(_mesh, PartitionSpec())
+
+
+def sync(craft, sync_bn: bool, world: int):
+    """Prepare `craft` for data-parallel training over `world` worlds and return what to use in its place.
+
+    JAX: the craft itself, its whole state replicated on the mesh of `world` devices (made on first
+    use). Batch statistics are global whatever `sync_bn` says: the step sees the whole batch.
+    """
+    if not isinstance(craft, nnx.Module):
+        raise TypeError(f"Multiverse.sync expects crafts, got {type(craft).__name__}")
+    _make_mesh(world)
+    place = replicated()
+    for _, v in nnx.iter_graph(craft):
+        if isinstance(v, nnx.Variable):
+            v.set_raw_value(jax.device_put(v.get_raw_value(), place))
+    return craft
+
+
+def unwrap(craft):
+    """The craft itself (JAX crafts are never wrapped)."""
+    return craft
+
+
+def reduce(value, aggregate: bool):
+    """Each world's share of `value` combined: the mean (sum when `aggregate`) over the worlds.
+
+    A step sees every world's data at once, so a value with a leading batch axis split over the
+    mesh holds one chunk per world: they are averaged (summed) element-wise, as torch ranks would.
+    A scalar computed over the global batch is the world-wide value already and comes back as is.
+    """
+    if isinstance(value, (list, tuple)):
+        return type(value)(reduce(v, aggregate) for v in value)
+    if _mesh is None or np.ndim(value) == 0:
+        return value
+    n = _mesh.devices.size
+    if value.shape[0] % n:
+        raise ValueError(
+            f"Multiverse.reduce: leading axis {value.shape[0]} of shape {value.shape} cannot be split over {n} worlds"
+        )
+    chunks = value.reshape((n, value.shape[0] // n) + value.shape[1:])
+    return chunks.sum(0) if aggregate else chunks.mean(0)

@@ -1,0 +1,127 @@
+"""Data parallelism on torch: one process per world, a torch.distributed group, DDP-wrapped crafts.
+
+`cockpit.Multiverse` starts the processes (or finds torchrun's) and calls these functions in each
+of them. gloo on CPU, NCCL for CUDA tensors (the group is made with both when NCCL is built in).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from . import tensor
+
+__all__ = ["SPAWNS", "join", "leave", "rank", "size", "share", "sync", "unwrap", "reduce"]
+
+SPAWNS = True  # one process per world
+
+
+def join(world: int, timeout: float) -> None:
+    """Join the process group of `world` ranks named by the environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT)."""
+    if dist.is_initialized() or world <= 1:
+        return
+    backend = "cpu:gloo,cuda:nccl" if dist.is_nccl_available() else "gloo"
+    dist.init_process_group(
+        backend,
+        init_method="env://",
+        rank=int(os.environ["RANK"]),
+        world_size=world,
+        timeout=datetime.timedelta(seconds=timeout),
+    )
+
+
+def leave() -> None:
+    """Leave the process group (if joined)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank() -> int:
+    """This process's rank in the world (0 outside one)."""
+    return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", 0))
+
+
+def size() -> int:
+    """The number of ranks in the world (1 outside one)."""
+    return dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", 1))
+
+
+def share(world: int) -> int:
+    """How many of the `world` worlds (devices) one process drives: one on torch (a process per device)."""
+    return 1
+
+
+class World(DistributedDataParallel):
+    """DDP around a craft: calls go through DDP (gradients averaged across ranks in backward); every other
+    attribute, and the names of parameters and state, are the wrapped craft's own."""
+
+    _nebulae_world = True  # a Craft holding a World registers the wrapped craft (clean state paths)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["module"], name)
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        return self.module.named_parameters(prefix, recurse, remove_duplicate)
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        return self.module.named_buffers(prefix, recurse, remove_duplicate)
+
+    def state_dict(self, *args, **kwargs):
+        return self.module.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return self.module.load_state_dict(state_dict, strict, assign)
+
+    def __repr__(self) -> str:
+        return f"World({self.module!r})"
+
+
+def sync(craft, sync_bn: bool, world: int):
+    """Prepare `craft` for data-parallel training over `world` worlds and return what to use in its place.
+
+    torch: a DDP wrapper (rank 0's weights broadcast to all ranks; gradients averaged in backward);
+    `sync_bn`: batch-norm statistics over the whole world's batch (an all-reduce per BN layer).
+    Outside a process group the craft comes back unchanged.
+    """
+    if not isinstance(craft, nn.Module):
+        raise TypeError(f"Multiverse.sync expects crafts, got {type(craft).__name__}")
+    if not dist.is_initialized() or dist.get_world_size() == 1 or isinstance(craft, World):
+        return craft
+    if sync_bn:
+        from .norm import BN
+
+        for m in craft.modules():
+            if isinstance(m, BN):
+                m._synced = True
+    device = next((p.device for p in craft.parameters()), tensor.device())
+    if device.type == "cuda":
+        return World(craft, device_ids=[device], output_device=device)
+    return World(craft)
+
+
+def unwrap(craft):
+    """The craft inside a World wrapper (the craft itself otherwise)."""
+    return craft.module if isinstance(craft, World) else craft
+
+
+def reduce(value, aggregate: bool):
+    """The mean (sum when `aggregate`) over all ranks of each rank's `value`, detached; every rank gets it."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(reduce(v, aggregate) for v in value)
+    if not dist.is_initialized():
+        return value
+    t = value.detach().clone() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    if not t.is_floating_point() and not aggregate:
+        t = t.float()
+    if t.device.type != "cuda" and dist.get_backend() == "nccl":
+        raise RuntimeError("Multiverse.reduce: a CPU tensor cannot be reduced over an NCCL-only group")
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t if aggregate else t / dist.get_world_size()
