@@ -213,3 +213,29 @@ def test_brochure_example_runs_on_both_engines_with_two_worlds(tmp_path):
     for a, b in zip(torch_run["history"], jax_run["history"]):
         assert a["train"] == pytest.approx(b["train"], rel=1e-5) and a["dev"] == pytest.approx(b["dev"], rel=1e-5)
     assert torch_run["history"][-1]["dev"] < torch_run["history"][0]["dev"]
+
+
+def test_jax_two_hosts_through_jax_distributed(jax_only, tmp_path):
+    """Two processes of one CPU device each join through jax.distributed (JAX_COORDINATOR_ADDRESS, ...)."""
+    from nebulae.cockpit.launch import free_port
+
+    port = free_port()
+    procs = []
+    for pid in range(2):
+        env = _env("jax")
+        env.update(
+            XLA_FLAGS="--xla_force_host_platform_device_count=1",
+            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+            JAX_NUM_PROCESSES="2",
+            JAX_PROCESS_ID=str(pid),
+        )
+        args = [sys.executable, WORLD, tmp_path / f"host{pid}.npz", 2, STEPS, BATCH, "bn"]
+        procs.append(subprocess.Popen(list(map(str, args)), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-3000:]
+    assert not (tmp_path / "host1.npz").exists()  # rank 0 alone writes
+    many = dict(np.load(tmp_path / "host0.npz"))
+    _assert_same_training(_reference(tmp_path, "bn"), many)
+    _assert_chunks_reduced(many)
+    assert many["rank_mean"] == pytest.approx(1.5) and many["rank_sum"] == pytest.approx(3.0)  # one per host

@@ -23,16 +23,28 @@ SPAWNS = False  # one process drives all local devices
 AXIS = "data"
 _mesh: Mesh | None = None
 _joined = False
-_HOST_VARS = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
+_CLUSTER_SIZES = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")  # clusters jax.distributed detects by itself
 
 
 def join(world: int, timeout: float) -> None:
-    """Join the hosts named by the environment (jax.distributed.initialize) when several hosts are set up."""
+    """Join the other hosts when the environment describes several: JAX_COORDINATOR_ADDRESS with
+    JAX_NUM_PROCESSES and JAX_PROCESS_ID, or a cluster JAX detects itself (SLURM, Open MPI, Cloud TPU)."""
     global _joined
-    if _joined or not any(v in os.environ for v in _HOST_VARS):
+    if _joined:
         return
-    jax.distributed.initialize(initialization_timeout=int(timeout))
-    _joined = True
+    env = os.environ
+    if env.get("JAX_COORDINATOR_ADDRESS") and env.get("JAX_NUM_PROCESSES"):
+        if int(env["JAX_NUM_PROCESSES"]) > 1:
+            jax.distributed.initialize(
+                env["JAX_COORDINATOR_ADDRESS"],
+                int(env["JAX_NUM_PROCESSES"]),
+                int(env.get("JAX_PROCESS_ID", 0)),
+                initialization_timeout=int(timeout),
+            )
+            _joined = True
+    elif any(int(env.get(v, "1") or 1) > 1 for v in _CLUSTER_SIZES):
+        jax.distributed.initialize(initialization_timeout=int(timeout))
+        _joined = True
 
 
 def leave() -> None:
@@ -113,9 +125,17 @@ def reduce(value, aggregate: bool):
     A step sees every world's data at once, so a value with a leading batch axis split over the
     mesh holds one chunk per world: they are averaged (summed) element-wise, as torch ranks would.
     A scalar computed over the global batch is the world-wide value already and comes back as is.
+    A host value (NumPy, Python) is this process's own: combined over the processes (hosts).
     """
     if isinstance(value, (list, tuple)):
         return type(value)(reduce(v, aggregate) for v in value)
+    if not isinstance(value, jax.Array):  # a host value, this process's own: combined over the processes
+        if size() == 1:
+            return value
+        from jax.experimental import multihost_utils
+
+        gathered = np.asarray(multihost_utils.process_allgather(np.asarray(value)))
+        return gathered.sum(0) if aggregate else gathered.mean(0)
     if _mesh is None or np.ndim(value) == 0:
         return value
     n = _mesh.devices.size

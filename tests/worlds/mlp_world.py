@@ -45,8 +45,8 @@ def launch(mv, out: str, steps: int, batch: int, mode: str) -> None:
         losses.append(dock.shell(mv.reduce(loss)))
     chunk = dock.coat(np.arange(batch, dtype=np.float32)[mv.worlds[0] * share : mv.worlds[0] * share + mine])
     chunk_mean, chunk_sum = dock.shell(mv.reduce(chunk)), dock.shell(mv.reduce(chunk, aggregate=True))
-    rank_mean = dock.shell(mv.reduce(dock.coat(np.float32(mv.rank + 1))))
-    rank_sum = dock.shell(mv.reduce(dock.coat(np.float32(mv.rank + 1)), aggregate=True))
+    rank_mean = dock.shell(mv.reduce(np.float32(mv.rank + 1)))  # a host value: one per process
+    rank_sum = dock.shell(mv.reduce(np.float32(mv.rank + 1), aggregate=True))
     if mv.rank == 0:
         weights = net.export_weights()
         np.savez(
