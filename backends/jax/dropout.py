@@ -1,4 +1,4 @@
-"""Dropout on JAX: element-wise (dim=1) or channel-wise (dim=2/3), driven by an RNG stream in the state.
+"""Random crafts on JAX: Dropout (element-wise or channel-wise) and Gauss noise, driven by RNG streams in the state.
 
 Each Dropout holds a key and a counter as Variables; every train-mode call folds the counter into
 the key and advances it, so a compiled step draws a new mask every step without retracing.
@@ -14,7 +14,7 @@ from nebulae.astro import init as _init
 
 from .craft import Craft
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Gauss"]
 
 
 class RngState(nnx.Variable):
@@ -52,3 +52,18 @@ class Dropout(Craft):
         shape = x.shape if self.dim == 1 else x.shape[:2] + (1,) * (x.ndim - 2)
         keep = jax.random.bernoulli(draw(self.key, self.count), 1.0 - self.p_drop, shape)
         return jnp.where(keep, x / (1.0 - self.p_drop), jnp.zeros_like(x))
+
+
+class Gauss(Craft):
+    """Standard normal noise shaped like `x` (its dtype too), drawn anew on every call, in any mode.
+
+    As Dropout: on JAX from the craft's own stream (seeded from the initialiser stream), on torch from
+    torch's global RNG; the two engines' draws differ. Used for reparameterised sampling (VAE).
+    """
+
+    def __init__(self, scope: str = "GAUSS"):
+        super().__init__(scope)
+        self.key, self.count = new_stream()
+
+    def run(self, x):
+        return jax.random.normal(draw(self.key, self.count), x.shape, x.dtype)

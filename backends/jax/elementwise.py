@@ -1,14 +1,15 @@
-"""Element-wise maths crafts on JAX: Sqrt, Exp, Log, Sin, Cos, Maxele, Minele and Clip."""
+"""Element-wise maths crafts on JAX: Sqrt, Exp, Log, Sin, Cos, Maxele, Minele, Clip and StopGrad."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from nebulae.astro.args import clip_bounds as _bounds
 
 from .craft import Craft
 
-__all__ = ["Sqrt", "Exp", "Log", "Sin", "Cos", "Maxele", "Minele", "Clip"]
+__all__ = ["Sqrt", "Exp", "Log", "Sin", "Cos", "Maxele", "Minele", "Clip", "StopGrad"]
 
 
 class Sqrt(Craft):
@@ -99,3 +100,13 @@ class Clip(Craft):
         if hi is not None:
             x = jnp.where(x > hi, jnp.asarray(hi, x.dtype), x)
         return x
+
+
+class StopGrad(Craft):
+    """The input unchanged, with no gradient flowing back through it (straight-through estimators, targets)."""
+
+    def __init__(self, scope: str = "STOPGRAD"):
+        super().__init__(scope)
+
+    def run(self, t):
+        return jax.lax.stop_gradient(t)

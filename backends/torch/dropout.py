@@ -1,14 +1,15 @@
-"""Dropout on torch: element-wise (dim=1) or channel-wise (dim=2/3), active in train mode only."""
+"""Random crafts on torch: Dropout (element-wise or channel-wise, train mode only) and Gauss noise."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from nebulae.astro import init as _init
 
 from .craft import Craft
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Gauss"]
 
 
 class Dropout(Craft):
@@ -29,3 +30,18 @@ class Dropout(Craft):
         if self.dim == 1:
             return F.dropout(x, self.p_drop, True)
         return (F.dropout2d if self.dim == 2 else F.dropout3d)(x, self.p_drop, True)
+
+
+class Gauss(Craft):
+    """Standard normal noise shaped like `x` (its dtype too), drawn anew on every call, in any mode.
+
+    As Dropout: on JAX from the craft's own stream (seeded from the initialiser stream), on torch from
+    torch's global RNG; the two engines' draws differ. Used for reparameterised sampling (VAE).
+    """
+
+    def __init__(self, scope: str = "GAUSS"):
+        super().__init__(scope)
+        self.seed = _init.draw_seed()  # kept in step with JAX's stream; torch draws from its global RNG
+
+    def run(self, x):
+        return torch.randn_like(x)

@@ -1,4 +1,4 @@
-"""Element-wise maths crafts on torch: Sqrt, Exp, Log, Sin, Cos, Maxele, Minele and Clip."""
+"""Element-wise maths crafts on torch: Sqrt, Exp, Log, Sin, Cos, Maxele, Minele, Clip and StopGrad."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from nebulae.astro.args import clip_bounds as _bounds
 
 from .craft import Craft
 
-__all__ = ["Sqrt", "Exp", "Log", "Sin", "Cos", "Maxele", "Minele", "Clip"]
+__all__ = ["Sqrt", "Exp", "Log", "Sin", "Cos", "Maxele", "Minele", "Clip", "StopGrad"]
 
 
 class Sqrt(Craft):
@@ -99,3 +99,13 @@ class Clip(Craft):
                 for v in (lo, hi)
             )
         return torch.clamp(x, lo, hi)
+
+
+class StopGrad(Craft):
+    """The input unchanged, with no gradient flowing back through it (straight-through estimators, targets)."""
+
+    def __init__(self, scope: str = "STOPGRAD"):
+        super().__init__(scope)
+
+    def run(self, t):
+        return t.detach()
