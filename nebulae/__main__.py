@@ -1,4 +1,4 @@
-"""`python -m nebulae`: info, demo, pack (more commands arrive with their features)."""
+"""`python -m nebulae`: info, gpus, demo, pack (more commands arrive with their features)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,45 @@ def _info(args: argparse.Namespace) -> int:
     import nebulae
 
     print(f"nebulae {nebulae.__version__}; engine: {nebulae.Law.CORE} (NEB_CORE={os.environ.get('NEB_CORE', '')!r})")
-    for dist in ("numpy", "torch", "jax", "flax", "optax", "orbax-checkpoint", "grain", "h5py"):
+    print(f"  python             {sys.version.split()[0]} ({sys.executable})")
+    for dist in (
+        "numpy", "torch", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "h5py",
+        "matplotlib", "pyyaml", "nvidia-ml-py", "onnx",
+    ):  # fmt: skip
         try:
             print(f"  {dist:18s} {md.version(dist)}")
         except md.PackageNotFoundError:
             print(f"  {dist:18s} not installed")
+    from nebulae.kit.gputil import GPUtil
+
+    gpus = GPUtil().devices()
+    print(f"  NVIDIA GPUs (NVML): {len(gpus)}" + "".join(f"\n    {g.index}: {g.name}, {g.total} MiB" for g in gpus))
     if args.devices:
         from nebulae.astro import dock
 
         dock.Craft  # noqa: B018 (binds the engine)
-        print(f"  devices: {nebulae.law.backend().devices()}")
+        print(f"  {nebulae.Law.CORE} devices: {nebulae.law.backend().devices()}")
+    return 0
+
+
+def _gpus(args: argparse.Namespace) -> int:
+    from nebulae.kit.gputil import GPUtil
+
+    util = GPUtil()
+    if args.monitor > 0:
+        import time
+
+        util.monitor(args.every)
+        time.sleep(args.monitor)
+        util.status()
+        return 0
+    gpus = util.devices()
+    if not gpus:
+        print("no NVIDIA GPU visible (no driver, no nvidia-ml-py, or CUDA_VISIBLE_DEVICES hides them)")
+        return 0
+    print(f"| {'GPU':>3} | {'Name':<28} | {'Total MiB':>9} | {'Free MiB':>9} |")
+    for g in sorted(gpus, key=lambda g: (-g.free, g.index)):
+        print(f"| {g.index:>3} | {g.name[:28]:<28} | {g.total:>9} | {g.free:>9} |")
     return 0
 
 
@@ -45,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="versions, engine and devices")
     info.add_argument("--devices", action="store_true", help="bind the engine and list its devices")
     info.set_defaults(func=_info)
+    gpus = sub.add_parser("gpus", help="NVIDIA GPUs and their free memory (NVML), most free first")
+    gpus.add_argument(
+        "--monitor", type=float, default=0, metavar="SEC", help="sample for SEC seconds, then print averages"
+    )
+    gpus.add_argument("--every", type=float, default=1, metavar="SEC", help="sampling period with --monitor")
+    gpus.set_defaults(func=_gpus)
     demo = sub.add_parser("demo", help="run the end-to-end demo on one engine")
     demo.add_argument("--core", default=os.environ.get("NEB_CORE", "pytorch"), help="pytorch or jax")
     demo.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to examples/demo.py")

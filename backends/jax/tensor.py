@@ -84,3 +84,13 @@ def shell(datum, as_np: bool = True):
 def devices() -> list[str]:
     """The devices JAX can use here."""
     return [str(d) for d in jax.devices()]
+
+
+def synchronize() -> None:
+    """Wait until every computation queued on the engine's devices has finished (so a clock reading includes it)."""
+    jax.block_until_ready(jax.live_arrays())
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the engine's global random generator (torch: CPU and every CUDA device; JAX has none: no-op)."""
+    del seed  # JAX keys are explicit; nebulae's dropout keys come from the initialiser stream

@@ -60,3 +60,14 @@ def devices() -> list[str]:
     if torch.cuda.is_available():
         names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return names
+
+
+def synchronize() -> None:
+    """Wait until every computation queued on the engine's devices has finished (so a clock reading includes it)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the engine's global random generator (torch: CPU and every CUDA device; JAX has none: no-op)."""
+    torch.manual_seed(seed)

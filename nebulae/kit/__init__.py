@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"GPUtil": "gputil", "GpuInfo": "gputil"}
+_EXPORTS = {
+    "GPUtil": "gputil",
+    "GpuInfo": "gputil",
+    "GpuStat": "gputil",
+    "Timer": "timer",
+    "destine": "seeding",
+    "parse_cfg": "config",
+    "record_cfg": "config",
+    "hotvec2mtx": "hotvec",
+    "mtx2hotvec": "hotvec",
+    "ver2num": "version",
+}
 
 __all__ = sorted(_EXPORTS)
 

@@ -1,0 +1,111 @@
+"""Model summary on JAX: every sub-craft call's shapes (an abstract run) and the parameters' shapes and dtypes."""
+
+from __future__ import annotations
+
+import threading
+
+import jax
+import numpy as np
+from flax import nnx
+
+from . import mode as _mode
+from . import step as _step
+from . import tensor as _tensor
+from . import universe as _universe
+from .craft import Craft
+
+__all__ = ["export_onnx", "layer_calls", "parameters"]
+
+_lock = threading.Lock()
+
+
+def _shapes(tree) -> list[tuple[int, ...]]:
+    return [tuple(x.shape) for x in jax.tree.leaves(tree) if hasattr(x, "shape") and hasattr(x, "dtype")]
+
+
+def parameters(craft) -> list[tuple[str, tuple[int, ...], str, int, bool]]:
+    """Every parameter and exported buffer (BN statistics) of `craft`: (path joined with '/', shape, dtype
+    name, bytes per element, trainable), parameters first."""
+    craft = _universe.unwrap(craft)
+    out, buffers = [], []
+    for path, v in nnx.iter_graph(craft):
+        if isinstance(v, (nnx.Param, nnx.BatchStat)):
+            value = v.get_value()
+            row = ("/".join(str(p) for p in path), tuple(value.shape), str(value.dtype), value.dtype.itemsize)
+            (out if isinstance(v, nnx.Param) else buffers).append((*row, isinstance(v, nnx.Param)))
+    return out + buffers
+
+
+def layer_calls(craft, args: tuple, kwargs: dict) -> list[dict]:
+    """Run `craft(*args, **kwargs)` once in eval mode without gradients (state unchanged) and return one
+    record per craft call, outer calls first: path, kinds (class names of its type's MRO), depth, input and
+    output shapes, weight shape (None without one) and group count."""
+    craft = _universe.unwrap(craft)
+    graphdef, state = nnx.split(craft)
+    leaves, treedef = jax.tree.flatten((tuple(args), dict(kwargs)))
+    arrays = {i: _tensor.coat(x) for i, x in enumerate(leaves) if isinstance(x, (jax.Array, np.ndarray, np.generic))}
+    records: list[dict] = []
+
+    def abstract_run(state, arrays):
+        model = nnx.merge(graphdef, state)
+        paths = {}
+        for path, m in nnx.iter_graph(model):
+            if isinstance(m, Craft):
+                paths.setdefault(id(m), "/".join(str(p) for p in path))
+        full = [arrays.get(i, x) for i, x in enumerate(leaves)]
+        a, k = jax.tree.unflatten(treedef, full)
+        with _step._Trace(_step.Recorder()), _Recording(paths, records):
+            return model(*a, **k)
+
+    with _lock, _mode.Nozzle():
+        jax.eval_shape(abstract_run, state, arrays)
+    return records
+
+
+class _Recording:
+    """While active, every Craft call (on any thread: hold `_lock`) appends a record of its shapes."""
+
+    def __init__(self, paths: dict[int, str], records: list[dict]):
+        self.paths, self.records, self.depth = paths, records, 0
+
+    def __enter__(self):
+        self.original = original = Craft.__call__
+        rec = self
+
+        def call(module, *a, **k):
+            slot = len(rec.records)
+            weight = getattr(module, "weight", None)
+            rec.records.append(
+                {
+                    "path": rec.paths.get(id(module), ""),
+                    "kinds": [c.__name__ for c in type(module).__mro__],
+                    "depth": rec.depth,
+                    "inputs": _shapes((a, k)),
+                    "outputs": [],
+                    "weight": tuple(weight.get_value().shape) if isinstance(weight, nnx.Variable) else None,
+                    "group": int(getattr(module, "group", 1) or 1),
+                }
+            )
+            rec.depth += 1
+            try:
+                out = original(module, *a, **k)
+            finally:
+                rec.depth -= 1
+            rec.records[slot]["outputs"] = _shapes(out)
+            return out
+
+        Craft.__call__ = call
+        return self
+
+    def __exit__(self, *exc):
+        Craft.__call__ = self.original
+        return False
+
+
+def export_onnx(craft, args: tuple, kwargs: dict, path: str, opset: int) -> None:
+    """Export `craft` run on `args`/`kwargs` to an ONNX file at `path` with opset `opset` (torch only; needs the
+    onnx package)."""
+    raise NotImplementedError(
+        "ONNX export is available on the torch engine only (NEB_CORE=pytorch); on JAX, export the weights "
+        "with craft.export_weights() and load them into the same craft on torch"
+    )
