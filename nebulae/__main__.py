@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PASS_THROUGH = ("demo",)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -82,12 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     gpus.set_defaults(func=_gpus)
     demo = sub.add_parser("demo", help="run the end-to-end demo on one engine")
     demo.add_argument("--core", default=os.environ.get("NEB_CORE", "pytorch"), help="pytorch or jax")
-    demo.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to examples/demo.py")
+    demo.epilog = "Other flags (--epochs, --batch-size, --lr, --out, --quick) go to examples/demo.py."
     demo.set_defaults(func=_demo)
     from nebulae.fuel import pack
 
     pack.add_parser(sub)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command in PASS_THROUGH:  # their own flags go to the script, which checks them
+        args.rest = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.func(args)
 
 
