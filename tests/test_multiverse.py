@@ -239,3 +239,29 @@ def test_jax_two_hosts_through_jax_distributed(jax_only, tmp_path):
     _assert_same_training(_reference(tmp_path, "bn"), many)
     _assert_chunks_reduced(many)
     assert many["rank_mean"] == pytest.approx(1.5) and many["rank_sum"] == pytest.approx(3.0)  # one per host
+
+
+def test_only_rank_zero_writes_anchors(torch_only, engine, tmp_path):
+    """A torch process with RANK=1 (as Multiverse and torchrun set it) returns anchor names but writes nothing.
+
+    (On JAX the rank is the host's jax.distributed process index; Orbax's save is collective.)
+    """
+    from tests.conftest import run_python
+
+    code = f"""
+import os
+from nebulae.astro import dock
+from nebulae.cockpit import TimeMachine
+net = dock.Dense(2, 2)
+tm = TimeMachine({str(tmp_path)!r}, {str(tmp_path)!r})
+paths = [tm.drop(net), tm.drop(net, file='w.h5')]
+tm.wait()
+print(sorted(os.listdir({str(tmp_path)!r})), [os.path.basename(p) for p in paths])
+"""
+    listed = {}
+    for rank in ("1", "0"):
+        run = run_python(code, env={"NEB_CORE": engine, "RANK": rank})
+        assert run.returncode == 0, run.stderr[-2000:]
+        listed[rank] = run.stdout.strip()
+    assert listed["1"].startswith("[] ")  # rank 1: names returned, nothing written
+    assert "w.h5" in listed["0"].split("] [")[0]
