@@ -28,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, memory
 
 LAYER = (2048, 2048)  # 16 MiB of float32 per layer
 TARGETS = {"pytorch": ("drop blocked / torch.save", 1.10), "jax": ("drop blocked / sync drop", 0.20)}
+BASELINES = {"pytorch": "torch.save", "jax": "sync drop"}
+SUITE = "checkpoint"
 
 
 def build(mb: float):
@@ -121,9 +123,39 @@ def worker_main(mb: float) -> None:
     def finish() -> dict:
         async_tm.wait()
         shutil.rmtree(folder, ignore_errors=True)
-        return {"peak_rss_mb": common.peak_rss_mb()}
+        return memory.peak_memory()
 
     common.serve({"setup": lambda: {"mb": size, "engine": engine}, "rep": rep, "finish": finish})
+
+
+def measure(engine: str, mb: float, reps: int) -> tuple[dict, list[dict], dict]:
+    """One engine's worker: (setup reply, `reps` repetitions after one warm-up, peak memory)."""
+    worker = common.Worker(engine, "benchmarks.checkpoint", ["--mb", str(mb)], {"NEB_CORE": engine})
+    try:
+        setup = worker.request("setup")
+        worker.request("rep")  # warm-up: first-call costs (imports, Orbax set-up) are not the steady state
+        results = [worker.request("rep") for _ in range(reps)]
+        final = worker.request("finish")
+    finally:
+        worker.close()
+    return setup, results, final
+
+
+def collect(quick: bool = False, gpu: bool = False, engines=("pytorch", "jax")) -> list[dict]:
+    """Run the suite for benchmarks.run on `engines` (100 MB, 7 repetitions; quick: 16 MB, 2); result rows."""
+    mb, reps = (16.0, 2) if quick else (100.0, 7)
+    out = []
+    for engine in (e for e in ("pytorch", "jax") if e in engines):
+        setup, results, final = measure(engine, mb, reps)
+        wl = f"{'torch' if engine == 'pytorch' else 'jax'} {setup['mb']:.0f} MB"
+        base = BASELINES[engine]
+        for name in results[0]:
+            row = common.result(SUITE, wl, name, "loop blocked", [r[name] * 1e3 for r in results], "ms")
+            if name == "drop":
+                row = common.with_ratio(row, base, [r["drop"] / r[base] for r in results], f"<= {TARGETS[engine][1]}")
+            out.append(row)
+        out += common.memory_rows(SUITE, wl, "worker", final)
+    return out
 
 
 def main(argv=None) -> int:
@@ -141,14 +173,7 @@ def main(argv=None) -> int:
         return 0
     rows, ratio_rows = [], []
     for engine in ("pytorch", "jax"):
-        worker = common.Worker(engine, "benchmarks.checkpoint", ["--mb", str(mb)], {"NEB_CORE": engine})
-        try:
-            setup = worker.request("setup")
-            worker.request("rep")  # warm-up: first-call costs (imports, Orbax set-up) are not the steady state
-            results = [worker.request("rep") for _ in range(reps)]
-            final = worker.request("finish")
-        finally:
-            worker.close()
+        setup, results, final = measure(engine, mb, reps)
         for name in results[0]:
             med, lo, hi = common.median_range([r[name] for r in results])
             rows.append([engine, name, f"{setup['mb']:.0f}", common.fmt_spread(med * 1e3, lo * 1e3, hi * 1e3)])

@@ -82,11 +82,19 @@ class Worker:
 
     def request(self, cmd: str, timeout: float = 900.0, **kwargs) -> dict:
         """Send one command and wait for its answer; raise WorkerError on failure or timeout."""
+        self.send(cmd, **kwargs)
+        return self.receive(cmd, timeout)
+
+    def send(self, cmd: str, **kwargs) -> None:
+        """Send one command without waiting (`receive` collects the answer)."""
         try:
             self.proc.stdin.write(json.dumps({"cmd": cmd, **kwargs}) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            pass  # the worker died; its end of output reports it below
+            pass  # the worker died; its end of output reports it in `receive`
+
+    def receive(self, cmd: str, timeout: float = 900.0) -> dict:
+        """Wait for the answer to the command `cmd` sent last; raise WorkerError on failure or timeout."""
         try:
             reply = self._replies.get(timeout=timeout)
         except queue.Empty:
@@ -158,9 +166,9 @@ def timed_steps(step: Callable[[], object], sync: Callable[[object], object], n:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MB (Linux reports ru_maxrss in KiB)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident set size in MB of this process (or, with RUSAGE_CHILDREN, of its largest finished child)."""
+    rss = resource.getrusage(who).ru_maxrss
     return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024
 
 
@@ -216,3 +224,74 @@ def write_csv(path: Path, headers: Sequence[str], rows: Sequence[Sequence[object
         writer.writerow(headers)
         writer.writerows(rows)
     return path
+
+
+# --------------------------------------------------------------------------- unified results (benchmarks.run)
+
+RESULT_FIELDS = (
+    "suite", "workload", "contender", "metric", "median", "min", "max", "unit",
+    "ratio_to", "ratio_median", "ratio_min", "ratio_max", "target", "met", "note",
+)  # fmt: skip
+
+
+def result(
+    suite: str,
+    workload: str,
+    contender: str,
+    metric: str,
+    values: Sequence[float],
+    unit: str,
+    note: str = "",
+) -> dict:
+    """One measurement row: median, min and max of `values` (one per repetition) of `metric` in `unit`."""
+    med, lo, hi = median_range([float(v) for v in values])
+    row = dict.fromkeys(RESULT_FIELDS, "")
+    row.update(suite=suite, workload=workload, contender=contender, metric=metric, unit=unit, note=note)
+    row.update(median=med, min=lo, max=hi)
+    return row
+
+
+def with_ratio(row: dict, baseline: str, ratios: Sequence[float], target: str = "") -> dict:
+    """A copy of `row` compared with `baseline`: median/min/max of the paired `ratios`, and `target` checked.
+
+    `target` is '>= x' or '<= x' (about the median ratio) or empty; `met` becomes 'yes'/'no' (or empty).
+    """
+    med, lo, hi = median_range([float(r) for r in ratios])
+    out = dict(row, ratio_to=baseline, ratio_median=med, ratio_min=lo, ratio_max=hi, target=target)
+    out["met"] = meets(med, target)
+    return out
+
+
+def meets(value: float, target: str) -> str:
+    """'yes' or 'no' for `value` against a target such as '>= 0.95' or '<= 1.10'; '' without a target."""
+    if not target:
+        return ""
+    op, bound = target.split()
+    ok = value >= float(bound) if op == ">=" else value <= float(bound)
+    return "yes" if ok else "no"
+
+
+def failed(suite: str, workload: str, contender: str, metric: str, error: str) -> dict:
+    """A row for a contender that failed: no numbers, the error's last line in the note."""
+    row = dict.fromkeys(RESULT_FIELDS, "")
+    row.update(suite=suite, workload=workload, contender=contender, metric=metric, met="FAILED")
+    row["note"] = "FAILED: " + last_error_line(error)
+    return row
+
+
+def last_error_line(text: str, width: int = 100) -> str:
+    """The exception line of a traceback (else its last line), cut to `width` characters."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception", "Interrupt"))]
+    line = (errors or lines or ["?"])[-1]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def memory_rows(suite: str, workload: str, contender: str, mem: dict) -> list[dict]:
+    """Rows for a worker's `benchmarks.memory.peak_memory()` reply: peak RSS, children's RSS, device memory."""
+    names = {
+        "peak_rss_mb": "peak RSS",
+        "peak_rss_children_mb": "peak RSS (child processes)",
+        "peak_device_mb": "peak device memory",
+    }
+    return [result(suite, workload, contender, m, [mem[k]], "MB") for k, m in names.items() if mem.get(k)]

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, memory
 
+SUITE, TARGET = "dock_overhead", ">= 0.97"
 CONTENDERS = {"dock-torch": "pytorch", "torch-nn": "pytorch", "dock-jax": "jax", "jax-lax": "jax"}
 PAIRS = [("dock-torch", "torch-nn"), ("dock-jax", "jax-lax")]
 
@@ -135,7 +136,43 @@ def worker_main(contender: str, batch: int) -> None:
         wall, cpu = common.timed_steps(live["step"], live["sync"], steps)
         return {"seconds": wall, "cpu_seconds": cpu}
 
-    common.serve({"setup": setup, "rep": rep, "finish": lambda: {"peak_rss_mb": common.peak_rss_mb()}})
+    common.serve({"setup": setup, "rep": rep, "finish": memory.peak_memory})
+
+
+def measure(batch: int, steps: int, reps: int, warmup: int, contenders: dict[str, str], pause: float = 0.2):
+    """Run `contenders` ({name: engine}) in their workers: (setups, forwards/s per repetition, finals) by name."""
+    workers = [
+        common.Worker(
+            name, "benchmarks.dock_overhead", ["--contender", name, "--batch", str(batch)], {"NEB_CORE": core}
+        )
+        for name, core in contenders.items()
+    ]
+    try:
+        setups = {w.name: w.request("setup", warmup=warmup) for w in workers}
+        results = common.interleave(workers, reps, pause=pause, steps=steps)
+        finals = {w.name: w.request("finish") for w in workers}
+    finally:
+        for w in workers:
+            w.close()
+    rates = {name: [steps / r["seconds"] for r in reps_] for name, reps_ in results.items()}
+    return setups, rates, finals
+
+
+def collect(quick: bool = False, gpu: bool = False, engines=("pytorch", "jax")) -> list[dict]:
+    """Run the suite for benchmarks.run (CPU; `gpu` is ignored) on `engines`; unified result rows."""
+    contenders = {name: core for name, core in CONTENDERS.items() if core in engines}
+    batch, steps, reps, warmup = (16, 3, 2, 1) if quick else (128, 10, 9, 3)
+    setups, rates, finals = measure(batch, steps, reps, warmup, contenders, pause=0.0 if quick else 0.2)
+    wl, out = f"cnn-forward-b{batch}", []
+    for name in contenders:
+        row = common.result(SUITE, wl, name, "forwards/s", rates[name], "forwards/s")
+        pair = next((p for p in PAIRS if p[0] == name), None)
+        if pair:
+            row = common.with_ratio(row, pair[1], [a / b for a, b in zip(rates[name], rates[pair[1]])], TARGET)
+        out.append(row)
+        out.append(common.result(SUITE, wl, name, "first step", [setups[name]["first_step"]], "s"))
+        out += common.memory_rows(SUITE, wl, name, finals[name])
+    return out
 
 
 def main(argv=None) -> int:
@@ -153,20 +190,7 @@ def main(argv=None) -> int:
         worker_main(args.contender, batch)
         return 0
     steps, reps, warmup = (3, 3, 1) if args.quick else (10, args.reps, 3)
-    workers = [
-        common.Worker(
-            name, "benchmarks.dock_overhead", ["--contender", name, "--batch", str(batch)], {"NEB_CORE": core}
-        )
-        for name, core in CONTENDERS.items()
-    ]
-    try:
-        setups = {w.name: w.request("setup", warmup=warmup) for w in workers}
-        results = common.interleave(workers, reps, steps=steps)
-        finals = {w.name: w.request("finish") for w in workers}
-    finally:
-        for w in workers:
-            w.close()
-    rates = {name: [steps / r["seconds"] for r in reps_] for name, reps_ in results.items()}
+    setups, rates, finals = measure(batch, steps, reps, warmup, CONTENDERS)
     rows = []
     for name in CONTENDERS:
         med, lo, hi = common.median_range(rates[name])

@@ -35,11 +35,12 @@ import cv2
 import numpy as np
 import simplejpeg
 
-from benchmarks import common
+from benchmarks import common, memory
 from nebulae.fuel.generator import Generator
 from nebulae.fuel.layout import Reservoir
 
 TARGET = 5000.0
+SUITE = "generator"
 CONTENDERS = {"all cores": None, "1 process": 0}
 CSV_HEADERS = ("kind", "contender", "workers", "cores", "n", "median", "min", "max", "per_rep")
 CSV_HEADERS += ("cpu_us_per_image", "cpu_per_wall", "mib_out", "note")
@@ -74,14 +75,65 @@ def one_rep(folder: Path, csv_path: Path, workers: int | None) -> tuple[float, f
     return time.perf_counter() - start, cpu_seconds() - cpu
 
 
+def worker_main(folder: Path, workers: int | None) -> None:
+    """Worker process (one contender): answer ``rep`` with one timed generate() call, ``finish`` with peak memory."""
+
+    def rep() -> dict:
+        wall, cpu = one_rep(folder, folder / "list.csv", workers)
+        return {"seconds": wall, "cpu_seconds": cpu}
+
+    common.serve({"rep": rep, "finish": memory.peak_memory})
+
+
+def collect(quick: bool = False, gpu: bool = False, engines=("pytorch", "jax")) -> list[dict]:
+    """Run the suite for benchmarks.run, each contender in its own worker process; unified result rows.
+
+    Default: 4,000 images, 5 interleaved repetitions after one warm-up each; quick: 500 images, 1.
+    """
+    n, reps = (500, 1) if quick else (4000, 5)
+    cores = memory.cores()
+    out, wl = [], f"{n} jpeg64"
+    with tempfile.TemporaryDirectory(prefix="neb-genbench-") as tmp:
+        make_data(Path(tmp), n)
+        pool = []
+        try:
+            for name, workers in CONTENDERS.items():
+                args = ["--dir", tmp] + ([] if workers is None else ["--workers", str(workers)])
+                pool.append(common.Worker(name, "benchmarks.generator", args))
+            for w in pool:
+                w.request("rep")  # warm-up: imports, page cache, the pool's first start
+            results = common.interleave(pool, reps)
+            finals = {w.name: w.request("finish") for w in pool}
+        finally:
+            for w in pool:
+                w.close()
+    for name, reps_ in results.items():
+        rates = [n / r["seconds"] for r in reps_]
+        cpu_wall = common.median_range([r["cpu_seconds"] / r["seconds"] for r in reps_])[0]
+        workers = cores if CONTENDERS[name] is None else CONTENDERS[name]
+        note = f"pool workers {workers}; CPU/wall {cpu_wall:.2f}"
+        row = common.result(SUITE, wl, name, "images/s", rates, "images/s", note)
+        if CONTENDERS[name] is None:  # an absolute target: the median rate itself
+            row.update(target=f">= {TARGET:.0f}", met=common.meets(row["median"], f">= {TARGET}"))
+        out.append(row)
+        out += common.memory_rows(SUITE, wl, name, finals[name])
+    return out
+
+
 def main() -> int:
     """Run the benchmark, print the table and write the CSV; exit status 1 when the target is missed."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--dir", help=argparse.SUPPRESS)
+    p.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", help="1,000 images, 2 repetitions (a few seconds)")
     p.add_argument("--n", type=int, default=None, help="number of images (default 4000; quick 1000)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per contender (default 5; quick 2)")
     p.add_argument("--out", default="bench_out", help="folder for generator.csv")
     args = p.parse_args()
+    if args.worker:
+        worker_main(Path(args.dir), args.workers)
+        return 0
     n = args.n or (1000 if args.quick else 4000)
     reps = args.reps or (2 if args.quick else 5)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -38,9 +38,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, memory
 
 CONTENDERS = ("dataloader", "tank", "tank-grain")
+SUITE, TARGET = "loader", ">= 1.5"
+NOTES = {"cold": "first epoch, loader build and worker start included", "steady": "later epochs, same workers"}
 BATCH = 128
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 INV_STD = 1 / (np.array([0.229, 0.224, 0.225], np.float32) * 255)
@@ -193,14 +195,14 @@ def worker_main(contender: str, workers: int, files: str, csv_path: str, hdf5: s
         del loader
         return {"cold_s": cold, "steady_s": warm, "images": mpe * BATCH}
 
-    common.serve({"rep": rep})
+    common.serve({"rep": rep, "finish": memory.peak_memory})
 
 
 # --------------------------------------------------------------------------- driver
 
 
-def bench_workers(k: int, contenders: list[str], data: dict, args) -> dict[str, list[dict]]:
-    """Interleaved repetitions of every contender at worker count k."""
+def bench_workers(k: int, contenders: list[str], data: dict, args, finals: dict | None = None) -> dict[str, list[dict]]:
+    """Interleaved repetitions of every contender at worker count k (peak memory per contender into `finals`)."""
     live = [c for c in contenders if not (c == "tank-grain" and k == 0)]
     pool = []
     try:
@@ -208,7 +210,10 @@ def bench_workers(k: int, contenders: list[str], data: dict, args) -> dict[str, 
             pool.append(
                 common.Worker(c, "benchmarks.loader", ["--contender", c, "--workers", str(k), *_data_args(data)])
             )
-        return common.interleave(pool, args.reps, steady=args.steady)
+        results = common.interleave(pool, args.reps, steady=args.steady)
+        if finals is not None:
+            finals.update({w.name: w.request("finish") for w in pool})
+        return results
     finally:
         for w in pool:
             w.close()
@@ -231,6 +236,37 @@ def summarise(k: int, results: dict[str, list[dict]], steady: int) -> list[dict]
             ok = base is not None and r[kind] and base[kind]
             r[f"{kind}_ratio"] = common.median_range(r[kind])[0] / common.median_range(base[kind])[0] if ok else None
     return rows
+
+
+def collect(quick: bool = False, gpu: bool = False, engines=("pytorch", "jax")) -> list[dict]:
+    """Run the suite for benchmarks.run (engine-neutral: Tank vs a torch DataLoader); unified result rows.
+
+    Default: 4,000 images, 0 and 2 workers, all contenders, 3 repetitions, 1 steady epoch; quick:
+    512 images, 2 workers, DataLoader and Tank, 1 repetition, 1 steady epoch.
+    """
+    n, counts, contenders = (512, [2], ["dataloader", "tank"]) if quick else (4000, [0, 2], list(CONTENDERS))
+    args = argparse.Namespace(reps=1 if quick else 3, steady=1)
+    root = Path(tempfile.mkdtemp(prefix="neb-loader-"))
+    out = []
+    try:
+        data = make_data(root, n)
+        for k in counts:
+            finals: dict = {}
+            results = bench_workers(k, contenders, data, args, finals)
+            wl = f"{n} jpeg64 b{BATCH} w{k}"
+            for name, reps in results.items():
+                for kind, count in (("cold", 1), ("steady", args.steady)):
+                    rates = [r["images"] * count / r[f"{kind}_s"] for r in reps]
+                    row = common.result(SUITE, wl, name, f"{kind} images/s", rates, "images/s", NOTES[kind])
+                    if name != "dataloader" and "dataloader" in results:
+                        base = [r["images"] * count / r[f"{kind}_s"] for r in results["dataloader"]]
+                        target = TARGET if kind == "cold" and name == "tank" else ""
+                        row = common.with_ratio(row, "dataloader", [a / b for a, b in zip(rates, base)], target)
+                    out.append(row)
+                out += common.memory_rows(SUITE, wl, name, finals[name])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return out
 
 
 def main() -> int:

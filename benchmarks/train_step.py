@@ -8,6 +8,10 @@ Workloads (Adam lr 1e-3, softmax cross-entropy, one fixed random batch):
   ``nn.MaxPool2d(2)`` and ``lax.reduce_window(max)`` respectively.
 - ``cnn-s2`` (not in the default set): the same CNN with each conv + max-pool replaced by one
   stride-2 conv3x3 (padding 1): same shapes, a quarter of the convolution FLOPs, no pooling op.
+- ``resnet``: ResNet-18 v1.5 with BatchNorm (train mode), 10 classes: ``hangar.ResNet(18)`` for
+  nebulae, `benchmarks.resnet` for the baselines; 3x32x32 batch 32 on CPU, 3x224x224 batch 128 with
+  ``--gpu``.
+With ``--gpu`` every workload is bigger (see `GPU`) and runs on the first GPU (nebulae: ``Engine(GPU)``).
 
 Contenders, each in its own interpreter (``NEB_CORE`` set for the nebulae ones):
 - ``nebulae-torch`` / ``nebulae-jax``: the model and a seed-style ``Train`` step craft written once
@@ -21,17 +25,20 @@ The hand-written JAX models use ``nnx.Linear`` for dense layers and, for convolu
 nebulae uses on JAX; nnx.Conv would need NHWC), so the JAX contenders run the same FLOPs in the
 same layout.
 
-Method: each worker builds its model, times its first step (compile on JAX) and runs a few more
-warm-up steps; then R repetitions of S steps are interleaved across the live workers in rotated
-order (see benchmarks.common), each ending with a device sync (``dock.shell`` / ``loss.item()``
-/ ``jax.block_until_ready``). ``--rounds K`` repeats this with fresh processes (start order
-rotated) and pools the K*R repetitions, which also averages over process-to-process variation.
-Reported: median steps/s (min-max), CPU/wall, torch's thread count, peak RSS, and ratios per
-repetition pair (median, min-max) and of the medians. A contender that fails (e.g. its step does
-not build) is shown as FAILED, the others still run, and the exit status is 1.
+Method: each worker builds its model, times its first step (compile on JAX; reported separately)
+and runs a few more warm-up steps; then R repetitions of S steps are interleaved across the live
+workers in rotated order (see benchmarks.common), each ending with a device sync (``dock.shell`` /
+``loss.item()`` / ``jax.block_until_ready``). Every workload gets fresh workers (so peak RSS is per
+workload); ``--rounds K`` repeats this with fresh processes (start order rotated) and pools the K*R
+repetitions, which also averages over process-to-process variation. Under ``--quick`` one worker
+per contender serves every workload and set-ups overlap (fast; RSS cumulative, first steps not clean).
+Reported: median steps/s (min-max), CPU/wall, CPU threads, peak RSS (and peak device memory on a
+GPU), and ratios per repetition pair (median, min-max) and of the medians. A contender that fails
+(e.g. its step does not build) is shown as FAILED, the others still run, and the exit status is 1.
+`collect` gives the same as unified rows for `benchmarks.run`.
 
-Usage (repository root): ``PYTHONPATH=. python benchmarks/train_step.py [--quick]
-[--workloads mlp,cnn,cnn-s2] [--contenders a,b] [--reps R] [--steps S] [--rounds K] [--out DIR]``.
+Usage (repository root): ``PYTHONPATH=. python benchmarks/train_step.py [--quick | --gpu]
+[--workloads mlp,cnn,cnn-s2,resnet] [--contenders a,b] [--reps R] [--steps S] [--rounds K] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -47,8 +54,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, memory
 
+SUITE = "train_step"
+TARGET = ">= 0.95"  # every nebulae / baseline steps/s ratio
 CONTENDERS = ("nebulae-torch", "torch-eager", "nebulae-jax", "jax-functional", "jax-nnxjit")
 ENGINE = {"nebulae-torch": "pytorch", "torch-eager": "pytorch"}  # the rest: "jax"
 RATIOS = (("nebulae-torch", "torch-eager"), ("nebulae-jax", "jax-functional"), ("nebulae-jax", "jax-nnxjit"))
@@ -58,34 +67,49 @@ CSV_HEADERS += ("torch_threads", "peak_rss_mb", "per_rep", "note")
 
 _CNN = {"image": (3, 32, 32), "chans": (32, 64), "hidden": 128, "classes": 10, "batch": 128, "steps": 5}
 _TINY_CNN = {"image": (3, 8, 8), "chans": (4, 8), "hidden": 16, "classes": 10, "batch": 8, "steps": 2}
+_RESNET = {"depth": 18, "classes": 10}
 FULL = {
     "mlp": {"dims": (784, 512, 512, 10), "batch": 256, "steps": 30},
     "cnn": dict(_CNN, pool="max"),
     "cnn-s2": dict(_CNN, pool="stride"),
+    "resnet": dict(_RESNET, image=(3, 32, 32), batch=32, steps=3),
 }
 QUICK = {
     "mlp": {"dims": (64, 32, 32, 10), "batch": 16, "steps": 3},
     "cnn": dict(_TINY_CNN, pool="max"),
     "cnn-s2": dict(_TINY_CNN, pool="stride"),
+    "resnet": dict(_RESNET, image=(3, 16, 16), batch=2, steps=1),
 }
+GPU = {
+    "mlp": {"dims": (784, 512, 512, 10), "batch": 1024, "steps": 100},
+    "cnn": dict(_CNN, pool="max", batch=512, steps=50),
+    "cnn-s2": dict(_CNN, pool="stride", batch=512, steps=50),
+    "resnet": dict(_RESNET, image=(3, 224, 224), batch=128, steps=20),
+}
+SIZES = {"quick": QUICK, "cpu": FULL, "gpu": GPU}
+QUICK_SKIP = {"resnet": ("jax-nnxjit",)}  # a third ResNet-18 compile would double --quick's JAX time
 
 
-def workload_config(name: str, quick: bool) -> dict:
-    """The configuration of workload `name` (tiny under `quick`), with derived fields filled in."""
-    cfg = dict((QUICK if quick else FULL)[name], name=name)
+def workload_config(name: str, size: str = "cpu") -> dict:
+    """The configuration of workload `name` for `size` ('quick', 'cpu' or 'gpu'), derived fields filled in."""
+    cfg = dict(SIZES[size][name], name=name, gpu=size == "gpu")
     if "pool" in cfg:
         c, h, w = cfg["image"]
         cfg["flat"] = cfg["chans"][1] * (h // 4) * (w // 4)  # two 2x2 max-pools or two stride-2 convolutions
         cfg["stride"] = 2 if cfg["pool"] == "stride" else 1
+        cfg["kind"] = "cnn"
+    elif "depth" in cfg:
+        cfg["kind"] = "resnet"
     else:
         cfg["classes"] = cfg["dims"][-1]
+        cfg["kind"] = "mlp"
     return cfg
 
 
 def make_batch(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     """The fixed random batch: float32 inputs and int64 labels."""
     rng = np.random.default_rng(0)
-    shape = (cfg["batch"], *cfg["image"]) if "pool" in cfg else (cfg["batch"], cfg["dims"][0])
+    shape = (cfg["batch"], *cfg["image"]) if "image" in cfg else (cfg["batch"], cfg["dims"][0])
     x = rng.standard_normal(shape, dtype=np.float32)
     y = rng.integers(0, cfg["classes"], size=cfg["batch"], dtype=np.int64)
     return x, y
@@ -137,8 +161,17 @@ def build_nebulae(cfg: dict):
                 self.optz(loss)
             return loss
 
-    net = CNN(cfg) if "pool" in cfg else MLP(cfg["dims"])
+    if cfg["kind"] == "resnet":
+        from nebulae.astro import hangar
+
+        net = hangar.ResNet(cfg["depth"], nclass=cfg["classes"], in_shape=cfg["image"])
+    else:
+        net = CNN(cfg) if cfg["kind"] == "cnn" else MLP(cfg["dims"])
     train = Train(net)
+    if cfg["gpu"]:
+        from nebulae.cockpit.engine import GPU, Engine
+
+        Engine(GPU).place(train)
     x, z = (dock.coat(a) for a in make_batch(cfg))
 
     def info():
@@ -154,7 +187,11 @@ def build_torch_eager(cfg: dict):
     from torch import nn
 
     torch.manual_seed(0)
-    if "pool" in cfg:
+    if cfg["kind"] == "resnet":
+        from benchmarks.resnet import torch_resnet18
+
+        model = torch_resnet18(cfg["classes"])
+    elif cfg["kind"] == "cnn":
         (c, _, _), (c1, c2), st = cfg["image"], cfg["chans"], cfg["stride"]
         pool = nn.MaxPool2d(2) if cfg["pool"] == "max" else nn.Identity()
         model = nn.Sequential(
@@ -172,9 +209,10 @@ def build_torch_eager(cfg: dict):
     else:
         d = cfg["dims"]
         model = nn.Sequential(nn.Linear(d[0], d[1]), nn.ReLU(), nn.Linear(d[1], d[2]), nn.ReLU(), nn.Linear(d[2], d[3]))
-    model.train()
+    device = torch.device("cuda" if cfg["gpu"] else "cpu")
+    model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = (torch.from_numpy(a) for a in make_batch(cfg))
+    x, y = (torch.from_numpy(a).to(device) for a in make_batch(cfg))
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -230,7 +268,11 @@ def _nnx_model(cfg: dict):
             x = pool(nnx.relu(self.conv2(pool(nnx.relu(self.conv1(x))))))
             return self.fc2(nnx.relu(self.fc1(x.reshape(x.shape[0], -1))))
 
-    return CNN(cfg) if "pool" in cfg else MLP(cfg["dims"])
+    if cfg["kind"] == "resnet":
+        from benchmarks.resnet import nnx_resnet18
+
+        return nnx_resnet18(cfg["classes"])
+    return CNN(cfg) if cfg["kind"] == "cnn" else MLP(cfg["dims"])
 
 
 def _nnx_setup(cfg: dict):
@@ -305,30 +347,28 @@ BUILDERS = {
 }
 
 
-def worker_main(contender: str, workload: str, quick: bool) -> None:
-    """Worker process: build `contender` for `workload`, then answer setup / rep / finish commands."""
-    cfg = workload_config(workload, quick)
+def worker_main(contender: str, size: str) -> None:
+    """Worker process: answer setup(workload) / rep / finish commands for `contender` at `size`."""
     live = {}
 
-    def setup(warmup: int) -> dict:
-        step, sync, info = BUILDERS[contender](cfg)
+    def setup(workload: str, warmup: int) -> dict:
+        live.clear()
+        cfg = workload_config(workload, size)
+        build, (step, sync, info) = common.time_block(lambda: BUILDERS[contender](cfg))
         first, _ = common.time_block(lambda: sync(step()))
         for _ in range(warmup):
             sync(step())
         live.update(step=step, sync=sync, info=info)
-        threads = None
-        if contender in ENGINE:
-            import torch
-
-            threads = torch.get_num_threads()
-        return {"first_step": first, "threads": threads, "core": os.environ.get("NEB_CORE")}
+        threads = memory.thread_counts()
+        return {"build": build, "first_step": first, "threads": threads.get("torch_threads"), "thread_info": threads}
 
     def rep(steps: int) -> dict:
         wall, cpu = common.timed_steps(live["step"], live["sync"], steps)
         return {"seconds": wall, "cpu_seconds": cpu}
 
     def finish() -> dict:
-        return {"peak_rss_mb": common.peak_rss_mb(), **live["info"]()}
+        mem = memory.peak_memory()
+        return {"peak_rss_mb": mem["peak_rss_mb"], "memory": mem, **live["info"]()}
 
     if contender in ENGINE:  # import the engine now: setup then times only building and the first step
         import torch  # noqa: F401
@@ -338,69 +378,138 @@ def worker_main(contender: str, workload: str, quick: bool) -> None:
     common.serve({"setup": setup, "rep": rep, "finish": finish})
 
 
-def bench_workload(name: str, args, order_shift: int) -> dict[str, dict]:
-    """Run `args.rounds` rounds of `bench_round` (fresh workers each) and pool their repetitions.
+def contenders_for(workload: str, args) -> list[str]:
+    """The contenders that run `workload` (under --quick the ResNet skips the slow-compiling @nnx.jit one)."""
+    skip = QUICK_SKIP.get(workload, ()) if args.quick else ()
+    return [c for c in args.contenders if c not in skip]
 
-    Pooled: rates and CPU/wall of every repetition (in the same order for every contender, so
-    repetitions stay paired), the median first-step time, the largest peak RSS and trace count.
+
+def bench(names: list[str], args) -> dict[str, dict[str, dict]]:
+    """Every workload of `names`: {workload: {contender: pooled result}}.
+
+    Default: each workload gets `args.rounds` rounds of fresh workers (one per contender, so peak RSS
+    is per workload). Under --quick one round of workers serves all workloads (RSS is cumulative).
     """
-    pooled: dict[str, dict] = {}
-    for k in range(args.rounds):
-        for c, r in bench_round(name, args, order_shift + k).items():
-            if "error" in r or "error" in pooled.get(c, {}):
-                pooled[c] = pooled.get(c) if "error" in pooled.get(c, {}) else r
-                continue
-            p = pooled.setdefault(c, {"rates": [], "cpu_wall": [], "first_steps": [], "peak_rss_mb": 0.0})
-            p["rates"] += r["rates"]
-            p["cpu_wall"] += r["cpu_wall"]
-            p["first_steps"].append(r["first_step"])
-            p["peak_rss_mb"] = max(p["peak_rss_mb"], r["peak_rss_mb"])
-            p["threads"] = r["threads"]
-            if "traces" in r:
-                p["traces"] = max(p.get("traces", 0), r["traces"])
-    for p in pooled.values():
-        if "error" not in p:
-            p["first_step"] = common.median_range(p["first_steps"])[0]
-    return pooled
+    groups = [names] if args.quick else [[n] for n in names]
+    out: dict[str, dict[str, dict]] = {}
+    for i, group in enumerate(groups):
+        for k in range(args.rounds):
+            for wl, res in bench_round(group, args, i + k).items():
+                _pool(out.setdefault(wl, {}), res)
+    for res in out.values():
+        for p in res.values():
+            if "error" not in p:
+                p["first_step"] = common.median_range(p["first_steps"])[0]
+    return out
 
 
-def bench_round(name: str, args, order_shift: int) -> dict[str, dict]:
-    """Run every contender on workload `name` once (each in its own worker); return per-contender results."""
-    cfg = workload_config(name, args.quick)
-    steps = args.steps or cfg["steps"]
+def _pool(pooled: dict[str, dict], round_results: dict[str, dict]) -> None:
+    """Add one round's results to `pooled`: repetitions appended in the same order for every contender
+    (so they stay paired), first steps collected, the largest memory figures and trace count kept."""
+    for c, r in round_results.items():
+        if "error" in r or "error" in pooled.get(c, {}):
+            pooled[c] = pooled.get(c) if "error" in pooled.get(c, {}) else r
+            continue
+        p = pooled.setdefault(c, {"rates": [], "cpu_wall": [], "first_steps": [], "memory": {}})
+        p["rates"] += r["rates"]
+        p["cpu_wall"] += r["cpu_wall"]
+        p["first_steps"].append(r["first_step"])
+        for key, value in r["memory"].items():
+            p["memory"][key] = max(p["memory"].get(key, 0.0), value)
+        p["peak_rss_mb"] = p["memory"]["peak_rss_mb"]
+        p["threads"], p["thread_info"] = r["threads"], r["thread_info"]
+        if "traces" in r:
+            p["traces"] = max(p.get("traces", 0), r["traces"])
+
+
+def bench_round(names: list[str], args, order_shift: int) -> dict[str, dict[str, dict]]:
+    """One worker per contender serves the workloads `names` in turn; {workload: {contender: result}}.
+
+    Set-ups (building + first step + warm-up) run one worker at a time, except under --quick where
+    they overlap (faster; first-step times are then not clean). Then the repetitions of the live
+    workers are interleaved in rotated order (see benchmarks.common).
+    """
+    size = "quick" if args.quick else "gpu" if args.gpu else "cpu"
     warmup = 1 if args.quick else 3
-    flags = ["--contender", "", "--workload", name] + (["--quick"] if args.quick else [])
-    workers, results = [], {}
-
-    def spawn(c: str) -> common.Worker:
-        flags[1] = c
-        workers.append(common.Worker(c, "benchmarks.train_step", flags, env={"NEB_CORE": ENGINE.get(c, "jax")}))
-        return workers[-1]
-
+    needed = [c for c in args.contenders if any(c in contenders_for(n, args) for n in names)]
+    env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if args.gpu else {}  # as nebulae's Engine(GPU) sets it
+    flags = {c: ["--contender", c, "--size", size] for c in needed}
+    workers = {
+        c: common.Worker(c, "benchmarks.train_step", flags[c], {"NEB_CORE": ENGINE.get(c, "jax"), **env})
+        for c in common.rotated(needed, order_shift)
+    }
+    out: dict[str, dict[str, dict]] = {}
     try:
-        order = common.rotated(args.contenders, order_shift)
-        if args.quick:  # start all interpreters at once (imports overlap); setups still run one at a time
+        for name in names:
+            results = out[name] = {}
+            wanted = [c for c in common.rotated(needed, order_shift) if c in contenders_for(name, args)]
+            order = [c for c in wanted if workers[c].proc.poll() is None]
+            for c in set(wanted) - set(order):
+                results[c] = {"error": f"{c}: its worker exited during an earlier workload"}
+            steps = args.steps or workload_config(name, size)["steps"]
+            if args.quick:
+                for c in order:
+                    workers[c].send("setup", workload=name, warmup=warmup)
             for c in order:
-                spawn(c)
-        for i, c in enumerate(order):  # set-up and first step (compile) one worker at a time
-            w = workers[i] if args.quick else spawn(c)
-            try:
-                results[c] = w.request("setup", warmup=warmup)
-            except common.WorkerError as e:  # reported in the table; the other contenders go on
-                results[c] = {"error": str(e)}
-                print(f"  [{name}] {c}: FAILED\n{e}", file=sys.stderr, flush=True)
-                continue
-            print(f"  [{name}] {c}: first step {results[c]['first_step']:.3f} s", file=sys.stderr, flush=True)
-        live = sorted((w for w in workers if "error" not in results[w.name]), key=lambda w: CONTENDERS.index(w.name))
-        reps = common.interleave(live, args.reps, steps=steps)
-        for w in live:
-            results[w.name]["rates"] = [steps / r["seconds"] for r in reps[w.name]]
-            results[w.name]["cpu_wall"] = [r["cpu_seconds"] / r["seconds"] for r in reps[w.name]]
-            results[w.name].update(w.request("finish"))
+                try:
+                    if args.quick:
+                        results[c] = workers[c].receive("setup")
+                    else:
+                        results[c] = workers[c].request("setup", workload=name, warmup=warmup)
+                except common.WorkerError as e:  # reported in the table; the other contenders go on
+                    results[c] = {"error": str(e)}
+                    print(f"  [{name}] {c}: FAILED\n{e}", file=sys.stderr, flush=True)
+                    continue
+                took = f"build {results[c]['build']:.3f} s, first step {results[c]['first_step']:.3f} s"
+                print(f"  [{name}] {c}: {took}", file=sys.stderr, flush=True)
+            live = [workers[c] for c in CONTENDERS if c in order and "error" not in results[c]]
+            reps = common.interleave(live, args.reps, pause=0.0 if args.quick else 0.2, steps=steps)
+            for w in live:
+                results[w.name]["rates"] = [steps / r["seconds"] for r in reps[w.name]]
+                results[w.name]["cpu_wall"] = [r["cpu_seconds"] / r["seconds"] for r in reps[w.name]]
+                results[w.name].update(w.request("finish"))
     finally:
-        for w in workers:
+        for w in workers.values():
             w.close()
-    return results
+    return out
+
+
+def rows(all_results: dict[str, dict[str, dict]]) -> list[dict]:
+    """The unified result rows (see benchmarks.common.RESULT_FIELDS) of `bench`'s results."""
+    out = []
+    for wl, res in all_results.items():
+        for c in (c for c in CONTENDERS if c in res):
+            r = res[c]
+            if "error" in r:
+                out.append(common.failed(SUITE, wl, c, "steps/s", r["error"]))
+                continue
+            cpu = common.median_range(r["cpu_wall"])[0]
+            note = f"CPU/wall {cpu:.2f}" + (f"; traces={r['traces']}" if "traces" in r else "")
+            base = common.result(SUITE, wl, c, "steps/s", r["rates"], "steps/s", note)
+            compared = False
+            for a, b in RATIOS:
+                if a == c and b in res and "error" not in res[b]:
+                    pairs = [x / y for x, y in zip(r["rates"], res[b]["rates"])]
+                    out.append(common.with_ratio(base, b, pairs, TARGET))
+                    compared = True
+            if not compared:
+                out.append(base)
+            out.append(common.result(SUITE, wl, c, "first step", r["first_steps"], "s", "build + first step (compile)"))
+            out += common.memory_rows(SUITE, wl, c, r["memory"])
+            threads = r["thread_info"]
+            count = threads.get("torch_threads", threads.get("xla_cpu_threads"))
+            if count is not None:
+                what = "torch.get_num_threads()" if "torch_threads" in threads else "XLA CPU: one per visible core"
+                out.append(common.result(SUITE, wl, c, "CPU threads", [count], "threads", what))
+    return out
+
+
+def collect(quick: bool = False, gpu: bool = False, engines=("pytorch", "jax"), reps: int | None = None) -> list[dict]:
+    """Run the suite for benchmarks.run: MLP, CNN and ResNet-18 with the contenders of `engines`; result rows."""
+    args = argparse.Namespace(quick=quick, gpu=gpu, steps=None, rounds=1)
+    args.reps = reps or (2 if quick else 7)
+    args.contenders = [c for c in CONTENDERS if ENGINE.get(c, "jax") in engines]
+    return rows(bench(["mlp", "cnn", "resnet"], args))
 
 
 def _last_line(text: str, width: int = 60) -> str:
@@ -460,18 +569,19 @@ def main(argv=None) -> int:
     """Command line entry point (also the worker entry point with ``--worker``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny models and few steps (< 60 s in all)")
-    p.add_argument("--workloads", default="mlp,cnn", help="comma-separated subset of: mlp,cnn,cnn-s2")
+    p.add_argument("--gpu", action="store_true", help="bigger sizes (ResNet at 224x224), on the first GPU")
+    p.add_argument("--workloads", default="mlp,cnn", help="comma-separated subset of: mlp,cnn,cnn-s2,resnet")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per worker (default 7; quick 2)")
     p.add_argument("--rounds", type=int, default=1, help="fresh worker processes per contender, results pooled")
-    p.add_argument("--steps", type=int, default=None, help="steps per repetition (default 30 MLP, 5 CNN)")
+    p.add_argument("--steps", type=int, default=None, help="steps per repetition (default 30 MLP, 5 CNN, 3 ResNet)")
     p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset of the contenders")
     p.add_argument("--out", default="bench_out", help="folder for train_step.csv")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--contender", help=argparse.SUPPRESS)
-    p.add_argument("--workload", help=argparse.SUPPRESS)
+    p.add_argument("--size", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        worker_main(args.contender, args.workload, args.quick)
+        worker_main(args.contender, args.size)
         return 0
     args.reps = args.reps or (2 if args.quick else 7)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
@@ -481,7 +591,7 @@ def main(argv=None) -> int:
         if unknown or not given:
             p.error(f"unknown or no choice(s) {unknown}; choose from {sorted(valid)}")
     load_before = os.getloadavg()[0]
-    results = {n: bench_workload(n, args, order_shift=i) for i, n in enumerate(names)}
+    results = bench(names, args)
     print(report(results, Path(args.out)))
     print(f"1-min load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)")
     failed = [f"{wl}/{c}" for wl, res in results.items() for c, r in res.items() if "error" in r]

@@ -1,4 +1,4 @@
-"""`python -m nebulae`: info, gpus, demo, pack (more commands arrive with their features)."""
+"""`python -m nebulae`: info, gpus, demo, bench, pack (each with --help)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
 PASS_THROUGH = ("demo",)
 
 
@@ -68,8 +69,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(argv: list[str]) -> int:
+    """`python -m nebulae bench ...`: benchmarks.run.main from a source checkout (its own --help)."""
+    if not (ROOT / "benchmarks" / "run.py").is_file():
+        print("nebulae bench needs a source checkout: benchmarks/ is not installed with the package", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import run
+
+    return run.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nebulae` command line."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m nebulae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="versions, engine and devices")
@@ -85,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--core", default=os.environ.get("NEB_CORE", "pytorch"), help="pytorch or jax")
     demo.epilog = "Other flags (--epochs, --batch-size, --lr, --out, --quick) go to examples/demo.py."
     demo.set_defaults(func=_demo)
+    sub.add_parser("bench", help="the cross-backend benchmark suite (source checkout); see `bench --help`")
     from nebulae.fuel import pack
 
     pack.add_parser(sub)

@@ -1,0 +1,137 @@
+"""The whole benchmark suite in one run: ``python -m nebulae bench`` (or ``python -m benchmarks.run``).
+
+Suites (each a module of this package with ``collect(quick, gpu, engines) -> rows``; every contender
+runs in its own worker process, repetitions interleaved, medians with min–max and paired ratios):
+- ``train_step``: steps/s of an MLP, the CNN of env.md §3 and a hangar ResNet-18, nebulae-torch vs
+  eager torch, nebulae-JAX vs a functional ``jax.jit`` Flax NNX loop and ``@nnx.jit``;
+- ``dock_overhead``: the dock wrapper's cost on a CNN forward;
+- ``checkpoint``: how long ``TimeMachine.drop`` blocks the loop vs a synchronous save;
+- ``loader``: Tank images/s vs a torch DataLoader with PIL over the same JPEG files;
+- ``generator``: Generator packing images/s.
+Sizes: ``--quick`` (tiny, seconds: run by the test suite), the default CPU set (a few minutes on 2
+cores), ``--gpu`` (bigger train-step sizes on the first GPU). ``--engines`` restricts the
+engine-specific suites to nebulae-torch + torch baselines (``pytorch``) or nebulae-JAX + JAX
+baselines (``jax``); the data suites are engine-neutral and always run.
+
+Writes into ``--out`` (default bench_out/): ``bench.csv`` (one row per measurement, columns
+`benchmarks.common.RESULT_FIELDS`), ``bench.json`` (machine, versions, thread counts, command,
+per-suite wall time), ``bench.png`` (the ratios and their targets) and ``bench.md`` (a Markdown
+table of the ratios for the README). Exit status 1 if a suite or contender failed, 0 otherwise
+(missed targets are reported, not failures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import common, machine, report
+
+SUITES = ("train_step", "dock_overhead", "checkpoint", "loader", "generator")
+ENGINES = ("pytorch", "jax")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of ``bench``."""
+    p = argparse.ArgumentParser(
+        prog="python -m nebulae bench",
+        description=__doc__.split("\n\n")[0],
+        epilog="Run from a source checkout (benchmarks/ is not installed with the package).",
+    )
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="tiny sizes and 1-2 repetitions (seconds; for tests)")
+    size.add_argument("--gpu", action="store_true", help="bigger train-step sizes (ResNet-18 at 224x224) on a GPU")
+    p.add_argument("--only", default="", help=f"comma-separated suites to run (default all: {','.join(SUITES)})")
+    p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines: pytorch,jax (default both)")
+    p.add_argument("--out", default="bench_out", help="output folder (default bench_out/)")
+    args = p.parse_args(argv)
+    args.suites = [s.strip() for s in args.only.split(",") if s.strip()] or list(SUITES)
+    args.engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    for what, given, valid in (("suite", args.suites, SUITES), ("engine", args.engines, ENGINES)):
+        unknown = sorted(set(given) - set(valid))
+        if unknown or not given:
+            p.error(f"unknown or no {what}(s) {unknown}; choose from {', '.join(valid)}")
+    return args
+
+
+def run_suite(name: str, args: argparse.Namespace) -> list[dict]:
+    """One suite's rows; a suite that raises gives one FAILED row (the others still run)."""
+    module = importlib.import_module(f"benchmarks.{name}")
+    try:
+        return module.collect(quick=args.quick, gpu=args.gpu, engines=args.engines)
+    except Exception:
+        error = traceback.format_exc()
+        print(f"[{name}] FAILED\n{error}", file=sys.stderr, flush=True)
+        return [common.failed(name, "", "", "", error)]
+
+
+def thread_counts(rows: list[dict]) -> dict[str, float]:
+    """The CPU thread counts the train-step workers reported, per contender."""
+    return {r["contender"]: r["median"] for r in rows if r["metric"] == "CPU threads"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected suites, print the table and write bench.csv/.json/.png/.md; 1 if anything failed."""
+    args = parse(argv)
+    out = Path(args.out)
+    if argv is None:  # python -m benchmarks.run ...
+        command = "python -m benchmarks.run " + shlex.join(sys.argv[1:])
+    else:  # called by python -m nebulae bench ...
+        command = "python -m nebulae bench " + shlex.join(argv)
+    info = machine.describe()
+    size = "quick" if args.quick else "gpu" if args.gpu else "cpu"
+    if args.gpu and not info["gpus"]:
+        print("bench --gpu: no NVIDIA GPU is visible here (NVML lists none); run without --gpu", file=sys.stderr)
+        return 2
+    print(f"nebulae bench ({size}; engines {','.join(args.engines)}) on {machine.summary(info)}", flush=True)
+    rows, seconds = [], {}
+    start = time.perf_counter()
+    for name in args.suites:
+        t0 = time.perf_counter()
+        print(f"[{name}] running...", flush=True)
+        rows += run_suite(name, args)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        print(f"[{name}] done in {seconds[name]:.1f} s", flush=True)
+    total = time.perf_counter() - start
+    info.update(
+        command=command,
+        size=size,
+        engines=list(args.engines),
+        suites=args.suites,
+        suite_seconds=seconds,
+        total_seconds=round(total, 1),
+        load_average_after=os.getloadavg()[0],
+        cpu_threads=thread_counts(rows),
+    )
+    title = f"nebulae bench ({size}) — {machine.summary(info)}; {total:.0f} s"
+    print()
+    report.print_table(rows, title)
+    csv_path = report.write_csv(rows, out / "bench.csv")
+    (out / "bench.json").write_text(json.dumps(info, indent=2) + "\n")
+    png = report.chart(rows, out / "bench.png", title)
+    (out / "bench.md").write_text(report.markdown(rows, machine.summary(info), command))
+    missed = [r for r in rows if r["met"] == "no"]
+    failures = [r for r in rows if r["met"] == "FAILED"]
+    print(f"\nwrote {csv_path}, {out / 'bench.json'}, {png or '(no ratios: no chart)'}, {out / 'bench.md'}")
+    for r in missed:
+        print(
+            f"target missed: {r['suite']} {r['workload']} {r['contender']} / {r['ratio_to'] or r['metric']}: "
+            f"{float(r['ratio_median'] if r['ratio_to'] else r['median']):.3f} (target {r['target']})"
+        )
+    for r in failures:
+        print(f"FAILED: {r['suite']} {r['workload']} {r['contender']}: {r['note']}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
