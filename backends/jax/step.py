@@ -1,8 +1,8 @@
 """The compiled step: every top-level craft call becomes ONE cached `jax.jit` over the flat state.
 
 Calling a craft from Python (outside a trace) looks up its Plan: the Variables of its graph,
-flattened once, in leaf order. Their raw values are passed to a jitted function (donated on
-accelerators), which rebuilds the craft with `nnx.merge`, runs the user's `run`, differentiates the objectives that
+flattened once, in leaf order. Their raw values are passed to a jitted function (donated), which
+rebuilds the craft with `nnx.merge`, runs the user's `run`, differentiates the objectives that
 `optz(loss)` recorded with `jax.vjp`, lets optimizers and EMAs apply their updates functionally,
 and returns the outputs with the new state values. The values are written back into the same
 Variable objects, so crafts that share a model stay coherent. The Python cost of a call is a
@@ -231,9 +231,7 @@ def compiled_call(craft, args: tuple, kwargs: dict):
     key = (ctx_key, arg_def, statics, dyn_pos, wrt, universe.mesh())
     fn = plan.jitted.get(key)
     if fn is None:
-        fn = plan.jitted[key] = jax.jit(
-            _make_step(plan, ctx_key, arg_def, statics, dyn_pos, wrt), donate_argnums=_donation()
-        )
+        fn = plan.jitted[key] = jax.jit(_make_step(plan, ctx_key, arg_def, statics, dyn_pos, wrt), donate_argnums=0)
     stats = plan.stats
     before = stats.traces
     start = time.perf_counter()
@@ -249,12 +247,6 @@ def compiled_call(craft, args: tuple, kwargs: dict):
         out, new_values = result
     plan.write(new_values)
     return out
-
-
-def _donation() -> tuple[int, ...]:
-    """Donate the state buffers on accelerators (the step updates them in place, halving state memory);
-    not on XLA:CPU, where donation made a ResNet-18 step ~10 % slower (benchmarks/train_step.py)."""
-    return () if jax.default_backend() == "cpu" else (0,)
 
 
 def _current_stats() -> Stats:
