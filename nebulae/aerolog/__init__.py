@@ -5,7 +5,7 @@ Names load lazily, so `import nebulae.aerolog` stays light (matplotlib loads onl
 
 from __future__ import annotations
 
-import importlib
+from nebulae import lazy
 
 _EXPORTS = {
     "DashBoard": "dashboard",
@@ -17,8 +17,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"nebulae.aerolog.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'nebulae.aerolog' has no attribute {name!r}")
+__getattr__ = lazy.exports(__name__, _EXPORTS)

@@ -5,7 +5,7 @@ Names load lazily, so `import nebulae.cockpit` stays light (no torch, jax, orbax
 
 from __future__ import annotations
 
-import importlib
+from nebulae import lazy
 
 _EXPORTS = {
     "Engine": "engine",
@@ -20,8 +20,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"nebulae.cockpit.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'nebulae.cockpit' has no attribute {name!r}")
+__getattr__ = lazy.exports(__name__, _EXPORTS)

@@ -5,7 +5,7 @@ Engine-neutral NumPy/OpenCV/h5py code: importing it loads neither torch, jax nor
 
 from __future__ import annotations
 
-import importlib
+from nebulae import lazy
 
 _EXPORTS = {
     "Generator": "generator",
@@ -39,8 +39,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"nebulae.fuel.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'nebulae.fuel' has no attribute {name!r}")
+__getattr__ = lazy.exports(__name__, _EXPORTS)

@@ -5,7 +5,7 @@ Names load lazily, so `import nebulae.kit` stays light.
 
 from __future__ import annotations
 
-import importlib
+from nebulae import lazy
 
 _EXPORTS = {
     "GPUtil": "gputil",
@@ -22,8 +22,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"nebulae.kit.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'nebulae.kit' has no attribute {name!r}")
+__getattr__ = lazy.exports(__name__, _EXPORTS)
