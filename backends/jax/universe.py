@@ -47,8 +47,8 @@ def join(world: int, timeout: float) -> None:
         _joined = True
 
 
-def leave() -> None:
-    """Leave the hosts' group (if joined) and forget the mesh."""
+def leave(clean: bool = True) -> None:
+    """Leave the hosts' group (if joined) and forget the mesh (`clean`: the run ended without an error)."""
     global _joined, _mesh
     if _joined:
         jax.distributed.shutdown()

@@ -35,9 +35,12 @@ def join(world: int, timeout: float) -> None:
     )
 
 
-def leave() -> None:
-    """Leave the process group (if joined)."""
+def leave(clean: bool = True) -> None:
+    """Leave the process group (if joined); after a `clean` run first wait for every rank (a barrier), so no
+    rank tears the group down while another still talks to it."""
     if dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

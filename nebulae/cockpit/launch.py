@@ -8,6 +8,7 @@ collective) and raises with that rank's traceback.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing as mp
 import os
@@ -35,15 +36,25 @@ def free_port() -> int:
 
 def _rank_main(target: Callable, rank: int, env: dict, errors, args: tuple, kwargs: dict) -> None:
     os.environ.update(env)
+    code = 0
     try:
         target(rank, *args, **kwargs)
     except BaseException as e:  # noqa: BLE001 (reported to the parent, which raises it)
+        code = 1
         text = "".join(traceback.format_exception(e))
         with contextlib.suppress(Exception):
             errors.put((rank, text))
             errors.close()
             errors.join_thread()
-        sys.exit(1)
+    # Python's exit handlers run (checkpoints in flight finish), then the process leaves without the
+    # interpreter's teardown: communication libraries' threads (gloo, NCCL) can abort it from C++
+    # destructors at exit ("terminate called without an active exception").
+    with contextlib.suppress(Exception):
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def launch(target: Callable, nworld: int, env: dict, args: tuple = (), kwargs: dict | None = None) -> None:

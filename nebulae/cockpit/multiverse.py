@@ -96,9 +96,12 @@ class Multiverse:
 
     def _run(self, args: tuple, kwargs: dict):
         try:
-            return self.universe(self, *args, **kwargs)
-        finally:
-            self.leave()
+            result = self.universe(self, *args, **kwargs)
+        except BaseException:
+            self.leave(clean=False)  # no barrier: the other ranks may never get there
+            raise
+        self.leave()
+        return result
 
     # ------------------------------------------------------------------ inside a world
 
@@ -127,11 +130,11 @@ class Multiverse:
             self._joined = True
         return self
 
-    def leave(self) -> None:
-        """Leave the world (done for you when the universe returns)."""
+    def leave(self, clean: bool = True) -> None:
+        """Leave the world (done for you when the universe returns); `clean` waits for every rank first."""
         if self._joined:
-            _universe().leave()
             self._joined = False
+            _universe().leave(clean)
 
     def sync(self, models, data=()):
         """Prepare crafts (one or a list) and Tanks (one or a list) for data-parallel training.
