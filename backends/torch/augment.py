@@ -15,7 +15,10 @@ import torch.nn.functional as F
 
 from nebulae.astro import init as _init
 from nebulae.astro.args import check_batch as _batch
+from nebulae.astro.args import check_probability as _probability
 from nebulae.astro.args import check_span as _span
+from nebulae.astro.args import crop_room as _crop_room
+from nebulae.astro.args import crop_size as _crop_size
 
 from .craft import Craft
 
@@ -59,9 +62,7 @@ class RandFlip(Craft):
 
     def __init__(self, p: float = 0.5, scope: str = "RANDFLIP"):
         super().__init__(scope)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandFlip p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = _probability(p, "RandFlip")
         self.seed = _init.draw_seed()  # kept in step with JAX's stream; torch draws from its global generator
 
     def sample(self, x):
@@ -86,18 +87,11 @@ class RandCrop(Craft):
 
     def __init__(self, size: int | tuple[int, int], padding: int = 0, scope: str = "RANDCROP"):
         super().__init__(scope)
-        size = (size, size) if isinstance(size, int) else tuple(size)
-        if len(size) != 2 or min(size) <= 0 or padding < 0:
-            raise ValueError(f"RandCrop needs a positive size (int or (h, w)) and padding >= 0, got {size}, {padding}")
-        self.size, self.padding = (int(size[0]), int(size[1])), int(padding)
+        self.size, self.padding = _crop_size(size, padding, "RandCrop")
         self.seed = _init.draw_seed()  # kept in step with JAX's stream; torch draws from its global generator
 
     def _room(self, x) -> tuple[int, int]:
-        _batch(x, "RandCrop")
-        rows, cols = x.shape[2] + 2 * self.padding - self.size[0], x.shape[3] + 2 * self.padding - self.size[1]
-        if rows < 0 or cols < 0:
-            raise ValueError(f"RandCrop: a {self.size} crop does not fit a padded batch of shape {tuple(x.shape)}")
-        return rows, cols
+        return _crop_room(x, self.size, self.padding, "RandCrop")
 
     def sample(self, x):
         """Per-sample parameters for batch `x`: (top, left) offsets into the padded images, shape (N, 2)."""

@@ -29,6 +29,30 @@ def check_span(lo: float, hi: float, what: str, low: float | None = None, high: 
     return float(lo), float(hi)
 
 
+def check_probability(p: float, what: str) -> float:
+    """Check 0 <= p <= 1; float p."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{what} p must be in [0, 1], got {p}")
+    return float(p)
+
+
+def crop_size(size, padding: int, what: str) -> tuple[tuple[int, int], int]:
+    """Normalise a crop `size` (an int or (h, w)) and its zero `padding`; ((h, w), padding)."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if len(size) != 2 or min(size) <= 0 or padding < 0:
+        raise ValueError(f"{what} needs a positive size (int or (h, w)) and padding >= 0, got {size}, {padding}")
+    return (int(size[0]), int(size[1])), int(padding)
+
+
+def crop_room(x, size: tuple[int, int], padding: int, what: str) -> tuple[int, int]:
+    """How far (rows, cols) a `size` crop can move inside the zero-padded (N, C, H, W) batch `x`."""
+    check_batch(x, what)
+    rows, cols = x.shape[2] + 2 * padding - size[0], x.shape[3] + 2 * padding - size[1]
+    if rows < 0 or cols < 0:
+        raise ValueError(f"{what}: a {size} crop does not fit a padded batch of shape {tuple(x.shape)}")
+    return rows, cols
+
+
 def clip_bounds(ranges) -> tuple:
     """(lo, hi) from `ranges`: a pair (either side may be None) or one number/array r meaning (-r, r)."""
     if isinstance(ranges, (tuple, list)):
