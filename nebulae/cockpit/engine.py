@@ -104,9 +104,10 @@ def _choose(ngpus: int, least_mem: int, available_gpus: Sequence[int]) -> list[G
         if len(given) < ngpus:
             raise ValueError(f"ngpus={ngpus} but available_gpus lists only {len(given)}: {given}")
         return [by_index[g] for g in given[:ngpus]]
-    chosen = util.available(ngpus, least_mem)
     if "LOCAL_RANK" in os.environ:  # every rank of the node must agree: qualifying GPUs in index order
         chosen = sorted((g for g in present if g.free >= least_mem), key=lambda g: g.index)[:ngpus]
+    else:
+        chosen = util.available(ngpus, least_mem)
     if len(chosen) < ngpus:
         table = ", ".join(f"{g.index}: {g.free} MiB free" for g in present)
         raise RuntimeError(
