@@ -4,6 +4,9 @@
 environment variable ``NEB_CORE`` gives the default; with neither, 'pytorch'. The engine is
 bound on the first engine-specific use (the first `dock.Craft`, `dock.coat`, ...); after that a
 different CORE is refused with an error that says which engine is bound and where.
+
+`seed_engine(n)` (what `kit.destine` calls) seeds the bound engine's global generator now, or, before
+the binding, remembers `n` and seeds the engine when it binds (the last seed given wins).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ _chosen: str | None = None  # canonical name set through Law.CORE
 _bound: str | None = None  # canonical name once a backend was imported
 _bound_where: str = ""
 _backend: ModuleType | None = None
+_seed: int | None = None  # an engine seed given before the binding, applied when the engine binds
 
 
 def canonical(name: object) -> str:
@@ -64,6 +68,22 @@ class _LawMeta(type):
             _chosen = engine
 
     @property
+    def CHECKS(cls) -> bool:
+        """Whether crafts check the values of their inputs (class labels ...); default from NEB_CHECKS, else off.
+
+        See `nebulae.astro.checks`: on, a bad value raises the same ValueError on both engines.
+        """
+        from nebulae.astro import checks
+
+        return checks.enabled()
+
+    @CHECKS.setter
+    def CHECKS(cls, flag: bool) -> None:
+        from nebulae.astro import checks
+
+        checks.enable(flag)
+
+    @property
     def BOUND(cls) -> str | None:
         """The bound engine's canonical name, or None before the first engine-specific use."""
         return _bound
@@ -98,8 +118,29 @@ def backend() -> ModuleType:
                     f"Install it with: pip install 'nebulae[{short}]'"
                 )
         module = importlib.import_module(f"nebulae.backends.{short}")
+        if _seed is not None:  # before publishing: no thread sees the engine unseeded
+            _seeder(module)(_seed)
         _bound, _bound_where, _backend = engine, _where(), module
         return module
+
+
+def seed_engine(seed: int) -> None:
+    """Seed the engine's global random generator: the bound one now, else the one that binds later, when it binds.
+
+    Args:
+        seed: a non-negative integer, handed to the backend's `tensor.manual_seed` (checked by the caller).
+    """
+    global _seed
+    with _lock:
+        if _backend is None:
+            _seed = seed
+            return
+        module = _backend
+    _seeder(module)(seed)
+
+
+def _seeder(module: ModuleType):
+    return importlib.import_module(f"{module.__name__}.tensor").manual_seed
 
 
 def bound_backend() -> ModuleType | None:

@@ -110,6 +110,7 @@ def save(craft, path: str, meta: dict, scope: str | None, asynchronous: bool):
 
     The returned object's `wait()` finishes the save (raising its error, if any) and `path` names the anchor.
     """
+    path = os.path.abspath(path)  # Orbax takes absolute paths only
     flat, keys = {}, {}
     for key, var in _variables(craft).items():
         if not statedict.within(key, scope):
@@ -167,6 +168,7 @@ def is_complete(path: str) -> bool:
 
 def read(path: str, craft) -> tuple[dict, dict[str, Any]]:
     """(meta, {parameter path: value}) of the anchor at `path`, as NumPy arrays; ValueError if not ours."""
+    path = os.path.abspath(path)  # Orbax takes absolute paths only
     if not os.path.isdir(path):
         raise ValueError(
             f"{path!r} is a file, not a JAX anchor (JAX anchors are Orbax directories; '.pth' files come from the "

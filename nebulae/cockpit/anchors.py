@@ -32,7 +32,8 @@ def pattern(scope: str, suffix: str) -> re.Pattern:
 
 
 def listing(folder: str, scope: str, suffix: str, complete: Callable[[str], bool]) -> list[tuple[int, str]]:
-    """(step, path) of the complete anchors of `scope` in `folder`, oldest (lowest step) first."""
+    """(step, absolute path) of the complete anchors of `scope` in `folder`, oldest (lowest step) first."""
+    folder = os.path.abspath(folder)
     if not os.path.isdir(folder):
         return []
     regex = pattern(scope, suffix)

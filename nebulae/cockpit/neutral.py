@@ -21,9 +21,9 @@ FORMAT = 1
 SUFFIXES = (".h5", ".hdf5")
 
 
-def is_neutral(file: str) -> bool:
+def is_neutral(file: str | os.PathLike) -> bool:
     """Whether `file` names the neutral HDF5 format (by its extension)."""
-    return bool(file) and file.lower().endswith(SUFFIXES)
+    return bool(file) and os.fspath(file).lower().endswith(SUFFIXES)
 
 
 def write(path: str, arrays: dict[str, np.ndarray], meta: dict) -> str:

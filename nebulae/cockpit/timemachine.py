@@ -25,6 +25,11 @@ like anchors. `asynchronous=False` makes every drop wait.
 any of them into an error (nothing is loaded then). Scopes (`save_scope`, `ckpt_scope`) are
 parameter-path prefixes with a '/' boundary ('net' selects 'net/fc/weight', not 'network/...').
 A file that is not a Nebulae anchor (for example a pickle that would run code) is refused, never executed.
+
+Paths: `ckpt_path`, `save_path` and `file` may be str or os.PathLike, relative, or start with '~'.
+The two folders are made absolute when the TimeMachine is built (against the working directory of
+that moment), so a later `os.chdir` changes nothing. A relative `file` lies inside `save_path`
+(drop) or `ckpt_path` (to); an absolute one (or one starting with '~') is used as it is.
 """
 
 from __future__ import annotations
@@ -70,13 +75,30 @@ class Landing:
 
 
 class TimeMachine:
-    """Save (`drop`) and restore (`to`) anchors of crafts; keep the newest `max_anchors` per scope (-1: all)."""
+    """Save (`drop`) and restore (`to`) anchors of crafts; keep the newest `max_anchors` per scope (-1: all).
 
-    def __init__(self, ckpt_path: str, save_path: str, max_anchors: int = -1, *, asynchronous: bool = True):
+    Args:
+        ckpt_path: where `to` looks for anchors (a folder, or an anchor or '.h5' file itself).
+        save_path: the folder `drop` writes into (created if missing).
+        max_anchors: how many default-named anchors of a scope to keep in save_path; -1 keeps all.
+        asynchronous: False makes every `drop` wait until its anchor is on disk.
+
+    Both paths may be str or os.PathLike, relative or starting with '~': they are made absolute here,
+    against the working directory of this moment, so a later `os.chdir` does not move them.
+    """
+
+    def __init__(
+        self,
+        ckpt_path: str | os.PathLike,
+        save_path: str | os.PathLike,
+        max_anchors: int = -1,
+        *,
+        asynchronous: bool = True,
+    ):
         if not isinstance(max_anchors, int) or isinstance(max_anchors, bool) or max_anchors == 0 or max_anchors < -1:
             raise ValueError(f"max_anchors must be a positive integer, or -1 to keep all; got {max_anchors!r}")
-        self.ckpt_path = os.fspath(ckpt_path)
-        self.save_path = os.fspath(save_path)
+        self.ckpt_path = _absolute(ckpt_path, "ckpt_path")
+        self.save_path = _absolute(save_path, "save_path")
         self.max_anchors = max_anchors
         self.asynchronous = bool(asynchronous)
         self._pending: tuple[Any, ModuleType, str | None] | None = None
@@ -85,13 +107,14 @@ class TimeMachine:
 
     # ------------------------------------------------------------------ saving
 
-    def drop(self, craft, file: str = "", save_scope: str | None = None, tank=None) -> str:
+    def drop(self, craft, file: str | os.PathLike = "", save_scope: str | None = None, tank=None) -> str:
         """Save everything `craft` holds (within `save_scope`) and the Tank position; return the anchor's path.
 
         Under a Multiverse only rank 0 writes (on JAX every host takes part in Orbax's collective save).
 
         The anchor may still be in flight when this returns; `wait()` (or the next drop/to) finishes it.
         """
+        file = _file(file)
         with self._lock:
             self.wait()
             anchor = _anchor_module(craft)
@@ -125,7 +148,7 @@ class TimeMachine:
             path = _path(self.save_path, name + anchor.SUFFIX)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             meta["tank"] = tank.state() if tank is not None else None
-            in_root = os.path.dirname(path) == os.path.abspath(self.save_path)
+            in_root = os.path.dirname(path) == self.save_path
             rotated = scope if in_root and anchors.step_in(path, scope, anchor.SUFFIX) is not None else None
             if not (anchor.COLLECTIVE or is_chief()):  # under a Multiverse, rank 0 writes the anchor
                 return path
@@ -150,12 +173,15 @@ class TimeMachine:
 
     # ------------------------------------------------------------------ restoring
 
-    def to(self, craft, file: str = "", ckpt_scope: str | None = None, frozen: bool = False, tank=None) -> Landing:
+    def to(
+        self, craft, file: str | os.PathLike = "", ckpt_scope: str | None = None, frozen: bool = False, tank=None
+    ) -> Landing:
         """Restore `craft` (within `ckpt_scope`) and the Tank position from an anchor: the newest one when no file.
 
         Missing/unexpected keys and shape mismatches are reported in a warning; `frozen=True` makes
         them an error and then nothing is loaded. Without `ckpt_scope` the RNG is restored too.
         """
+        file = _file(file)
         for machine in [self, *_busy]:  # an anchor still in flight in this process must land first
             machine.wait()
         anchor = _anchor_module(craft)
@@ -199,7 +225,7 @@ class TimeMachine:
         A ckpt_path that is itself an anchor is read when no file is named.
         """
         if not file and os.path.lexists(self.ckpt_path) and anchor.is_complete(self.ckpt_path):
-            return os.path.abspath(self.ckpt_path)
+            return self.ckpt_path
         if file:
             literal = _path(self.ckpt_path, file)
             if os.path.lexists(literal):
@@ -228,8 +254,28 @@ class TimeMachine:
         )
 
 
+def _absolute(path: str | os.PathLike, what: str) -> str:
+    """`path` as an absolute, normalised str ('~' expanded, relative to the working directory now)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"TimeMachine: {what} must be a str or os.PathLike (e.g. './ckpt'), got {type(path).__name__}")
+    path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"TimeMachine: {what} must be a non-empty text path (e.g. './ckpt'), got {path!r}")
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _file(file: str | os.PathLike | None) -> str:
+    """A `file=` argument as str, '~' expanded ('' for none)."""
+    if file is None or file == "":
+        return ""
+    if not isinstance(file, (str, os.PathLike)) or not isinstance(os.fspath(file), str):
+        raise TypeError(f"TimeMachine: file must be a str or os.PathLike (e.g. 'best' or 'net.h5'), got {file!r}")
+    return os.path.expanduser(os.fspath(file))
+
+
 def _path(folder: str, file: str) -> str:
-    return file if os.path.isabs(file) else os.path.join(os.path.abspath(folder), file)
+    """`file` inside `folder` (absolute), or `file` itself when it is absolute."""
+    return os.path.normpath(file if os.path.isabs(file) else os.path.join(folder, file))
 
 
 def _engine_name(anchor: ModuleType) -> str:

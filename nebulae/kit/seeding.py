@@ -1,8 +1,7 @@
-"""destine: seed every random stream a run uses (Python, NumPy, nebulae's initialisers, the bound engine)."""
+"""destine: seed every random stream a run uses (Python, NumPy, nebulae's initialisers, the engine)."""
 
 from __future__ import annotations
 
-import importlib
 import random
 
 import numpy as np
@@ -13,10 +12,18 @@ __all__ = ["destine"]
 
 
 def destine(seed: int) -> None:
-    """Seed Python's `random`, NumPy's global generator, nebulae's initialiser stream and the bound engine.
+    """Seed Python's `random`, NumPy's global generator, nebulae's initialiser stream and the engine.
 
-    torch: `torch.manual_seed` (every CUDA device too); JAX has no global seed (its keys are explicit),
-    its initial weights come from the initialiser stream seeded here. Bind the engine first for torch.
+    Call it anywhere: before the engine is bound (the top of a script) the engine's seed is kept and
+    applied when the engine binds; after, at once. Calling it again with the same seed starts every
+    stream over. torch: `torch.manual_seed` (CPU and every CUDA device), which draws dropout masks and
+    noise. JAX has no global generator: each random craft (Dropout, Gauss, Rand* augmentations,
+    attention dropout) owns a key seeded from the initialiser stream when it is built, so build the
+    model after `destine`. The same seed gives the same initial weights on both engines, but not the
+    same dropout masks (torch's generator and JAX's threefry keys differ).
+
+    Args:
+        seed: a non-negative integer.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"destine: seed must be a non-negative integer, got {seed!r}")
@@ -26,6 +33,4 @@ def destine(seed: int) -> None:
     from nebulae.astro import init
 
     init.seed(seed)
-    bound = law.bound_backend()
-    if bound is not None:
-        importlib.import_module(f"{bound.__name__}.tensor").manual_seed(seed)
+    law.seed_engine(seed)
