@@ -152,10 +152,9 @@ def test_pool_bad_arguments_raise_clearly():
     both_raise(ValueError, "must be >= 0", lambda d: d.AvgPool((2, 2), padding=-1))
     both_raise(ValueError, "padding needs", lambda d: d.MaxPool((2, 2), padding=[1, 1, 1]))
     both_raise(ValueError, "kernel sizes", lambda d: d.MaxPool((0, 2)))
-    with pytest.raises(ValueError, match="larger than the padded input"):
-        parity.build(JDOCK, lambda d: d.MaxPool((5, 5)))(JDOCK.coat(rand(1, 1, 3, 3)))
-    with pytest.raises(RuntimeError, match="too small"):
-        parity.build(TDOCK, lambda d: d.MaxPool((5, 5)))(TDOCK.coat(rand(1, 1, 3, 3)))
+    for dock in (TDOCK, JDOCK):
+        with pytest.raises(ValueError, match=r"MaxPool: kernel \(5, 5\) is larger than the padded input"):
+            parity.build(dock, lambda d: d.MaxPool((5, 5)))(dock.coat(rand(1, 1, 3, 3)))
 
 
 # ------------------------------------------------------------------------------------------------ graph convs

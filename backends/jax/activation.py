@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nebulae.astro.args import check_float_input
+
 from .craft import Craft
 from .linear import parameter
 
@@ -43,6 +45,7 @@ class PRelu(Craft):
         self.weight = parameter(np.full((1,), alpha, np.float32))
 
     def run(self, x):
+        check_float_input(jnp.issubdtype(x.dtype, jnp.floating), x.dtype, type(self).__name__)
         slope = self.weight.get_value().astype(x.dtype)[0]
         return jnp.where(x > 0, x, slope * x)
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from nebulae.astro import init as _init
 from nebulae.astro.args import check_attention_inputs as _check_inputs
+from nebulae.astro.args import check_float_input
 
 from .craft import Craft
 from .dropout import draw, new_stream
@@ -60,6 +61,7 @@ class MHAttn(Craft):
         self.key, self.count = new_stream()
 
     def run(self, q, k, v, pad_mask=None, attn_mask=None):
+        check_float_input(jnp.issubdtype(q.dtype, jnp.floating), q.dtype, type(self).__name__)
         _check_inputs(q, k, v, pad_mask, attn_mask, self)
         E, H, dtype = self.q_chs, self.nheads, q.dtype
         (L, N, _), S = q.shape, k.shape[0]

@@ -8,7 +8,8 @@ from jax import lax
 
 from nebulae.astro import init as _init
 from nebulae.astro import padding as _pad
-from nebulae.astro.convargs import transposed_sizes
+from nebulae.astro.args import check_float_input
+from nebulae.astro.convargs import check_window, transposed_sizes
 
 from .craft import Craft
 from .linear import parameter
@@ -30,7 +31,8 @@ def bias_shape(ndim: int) -> tuple:
 class Conv(Craft):
     """1/2/3-D convolution chosen by `len(kernel)`; stride, padding (see nebulae.astro.padding), dilation, groups.
 
-    A fixed array as `w_init` gives a non-trainable kernel (a buffer that is not exported).
+    A fixed array as `w_init` gives a non-trainable kernel (a buffer that is not exported). The input must be
+    floating-point (TypeError otherwise) and the dilated kernel must fit the padded input (ValueError otherwise).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class Conv(Craft):
             raise ValueError(f"Conv supports 1-, 2- and 3-D kernels, got kernel {kernel}")
         if in_chs % group or out_chs % group:
             raise ValueError(f"Conv: in_chs {in_chs} and out_chs {out_chs} must both divide by group {group}")
+        self.kernel = tuple(int(k) for k in kernel)
         self.stride = _pad.spatial(stride, self.ndim, "stride")
         self.dilation = _pad.spatial(dilation, self.ndim, "dilation")
         self.pairs = tuple(_pad.conv_pairs(padding, self.ndim))
@@ -65,6 +68,8 @@ class Conv(Craft):
         self.bias = parameter(_init.make(_init.Zeros() if b_init is None else b_init, (out_chs,)))
 
     def run(self, x):
+        check_float_input(jnp.issubdtype(x.dtype, jnp.floating), x.dtype, "Conv")
+        check_window("Conv", x.shape[2:], self.kernel, self.pairs, self.dilation)
         w = self.weight.get_value().astype(x.dtype)
         y = lax.conv_general_dilated(
             x,
@@ -89,7 +94,8 @@ class TransConv(Craft):
     The weight is laid out as torch's ConvTransposeNd: (in_chs, out_chs / group, *kernel). `padding` (read as
     Conv reads it, asymmetric pairs included) crops the full output: (before, after) removes `before` leading
     and `after` trailing elements. `out_size` (spatial) fixes the output size exactly, as torch's output_padding
-    does: it must lie in [nominal, nominal + max(stride, dilation) - 1]; None gives the nominal size.
+    does: it must lie in [nominal, nominal + max(stride, dilation) - 1]; None gives the nominal size. The input
+    must be floating-point (TypeError otherwise).
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class TransConv(Craft):
         self.bias = parameter(_init.make(_init.Zeros() if b_init is None else b_init, (out_chs,)))
 
     def run(self, x):
+        check_float_input(jnp.issubdtype(x.dtype, jnp.floating), x.dtype, "TransConv")
         size = x.shape[2:]
         targets = transposed_sizes(size, self.kernel, self.stride, self.pairs, self.dilation, self.out_size)
         # a stride-1 convolution of the stride-dilated input with the flipped, group-transposed kernel

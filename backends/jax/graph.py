@@ -11,6 +11,7 @@ import numpy as np
 from jax.experimental import sparse
 
 from nebulae.astro import init as _init
+from nebulae.astro.args import check_float_input
 from nebulae.astro.graphinit import filter_weights
 
 from .conv import FixedWeight
@@ -65,6 +66,7 @@ class GraphConvEig(_GraphConv):
         self.eigm = FixedWeight(jnp.asarray(basis))
 
     def run(self, x):
+        check_float_input(jnp.issubdtype(x.dtype, jnp.floating), x.dtype, type(self).__name__)
         u = self.eigm.get_value().astype(x.dtype)
         spectral = (u.T @ self._support(x)) * self.theta.get_value().astype(x.dtype)[:, None]
         return self._finish(u @ spectral)
@@ -89,6 +91,7 @@ class GraphConvLap(_GraphConv):
         self.powers = FixedWeight(jnp.asarray(np.stack(powers).astype(np.float32)))
 
     def run(self, x):
+        check_float_input(jnp.issubdtype(x.dtype, jnp.floating), x.dtype, type(self).__name__)
         theta, powers = self.theta.get_value().astype(x.dtype), self.powers.get_value().astype(x.dtype)
         return self._finish(jnp.tensordot(theta, powers, 1) @ self._support(x))
 
@@ -114,6 +117,7 @@ class GraphConvAdj(_GraphConv):
             self.adj = FixedWeight(jnp.asarray(graph_matrix(adj, "GraphConvAdj adj")))
 
     def run(self, x):
+        check_float_input(jnp.issubdtype(x.dtype, jnp.floating), x.dtype, type(self).__name__)
         support = self._support(x)
         if not self.sparse:
             return self._finish(self.adj.get_value().astype(x.dtype) @ support)

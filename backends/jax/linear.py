@@ -7,6 +7,7 @@ import numpy as np
 from flax import nnx
 
 from nebulae.astro import init as _init
+from nebulae.astro.args import check_float_input
 
 from .craft import Craft
 
@@ -19,7 +20,10 @@ def parameter(array: np.ndarray | None) -> nnx.Param | None:
 
 
 class Dense(Craft):
-    """Fully connected layer y = x W^T + b over axis `axis` (default last); W has shape (out_chs, in_chs)."""
+    """Fully connected layer y = x W^T + b over axis `axis` (default last); W has shape (out_chs, in_chs).
+
+    The input must be floating-point (an integer batch is refused with a TypeError on both engines).
+    """
 
     def __init__(self, in_chs: int, out_chs: int, axis: int = -1, w_init=None, b_init=None, scope: str = "DENSE"):
         super().__init__(scope)
@@ -28,6 +32,7 @@ class Dense(Craft):
         self.bias = parameter(_init.make(b_init or _init.Zeros(), (out_chs,)))
 
     def run(self, x):
+        check_float_input(jnp.issubdtype(x.dtype, jnp.floating), x.dtype, "Dense")
         moved = self.axis not in (-1, x.ndim - 1)
         if moved:
             x = jnp.moveaxis(x, self.axis, -1)

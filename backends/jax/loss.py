@@ -7,8 +7,10 @@ import math
 import jax
 import jax.numpy as jnp
 
+from nebulae.astro import checks, labels
 from nebulae.astro.args import check_same_shape as _same_shape
 
+from .checks import check
 from .craft import Craft
 
 __all__ = ["MSE", "MAE", "Huber", "Charbon", "SigmXE", "SftmXE", "OHEM"]
@@ -16,6 +18,24 @@ __all__ = ["MSE", "MAE", "Huber", "Charbon", "SigmXE", "SftmXE", "OHEM"]
 
 def _f32(*arrays):
     return tuple(a.astype(jnp.float32) for a in arrays)
+
+
+def bad_labels(y: jax.Array, nclass: int, ignore: int, craft: str) -> jax.Array:
+    """Mask of the labels that are neither `ignore` nor a class id in [0, nclass) (see nebulae.astro.labels).
+
+    With value checks on, any such label raises the shared ValueError naming the first one.
+    """
+    bad = (y != ignore) & ((y < 0) | (y >= nclass))
+    if checks.enabled():
+        index = jnp.argmax(bad.reshape(-1))
+        message = labels.bad_label_message(craft, nclass, ignore, y.shape)
+        check(~bad.any(), message, label=y.reshape(-1)[index], index=index)
+    return bad
+
+
+def nan_if(value: jax.Array, bad: jax.Array) -> jax.Array:
+    """`value`, or NaN (with a NaN gradient) when any entry of `bad` is set."""
+    return value * jnp.where(bad.any(), jnp.nan, 1.0)
 
 
 class MSE(Craft):
@@ -38,8 +58,8 @@ class MAE(Craft):
 
     def run(self, x, y):
         _same_shape(x, y, "MAE")
-        x, y = _f32(x, y)
-        return jnp.mean(jnp.abs(x - y))
+        d = x.astype(jnp.float32) - y.astype(jnp.float32)
+        return jnp.mean(d * jnp.sign(d))  # |d| with gradient sign(d): 0 at ties, as torch (jnp.abs has 1 there)
 
 
 class Huber(Craft):
@@ -86,10 +106,20 @@ class SigmXE(Craft):
 
 
 class SftmXE(Craft):
-    """Softmax cross-entropy on logits (N, C, ...): integer labels (N, ...) or soft/one-hot labels shaped like x."""
+    """Softmax cross-entropy on logits (N, C, ...): integer labels (N, ...) or soft/one-hot labels shaped like x.
 
-    def __init__(self, scope: str = "SFTMXE"):
+    Integer labels equal to `ignore_index` are left out (torch's rule): the loss is the mean over the other
+    labels, NaN when every label is left out. Any other label outside [0, C) raises ValueError when value
+    checks are on (`Law.CHECKS`), and makes the loss and its gradient NaN when they are off.
+
+    Args:
+        ignore_index: the integer label to leave out (default -100, torch's).
+        scope: the craft's name.
+    """
+
+    def __init__(self, ignore_index: int = labels.IGNORE_INDEX, scope: str = "SFTMXE"):
         super().__init__(scope)
+        self.ignore_index = labels.ignore_index(ignore_index, "SftmXE")
 
     def run(self, x, y):
         logp = jax.nn.log_softmax(x.astype(jnp.float32), axis=1)
@@ -97,8 +127,11 @@ class SftmXE(Craft):
             if y.shape != x.shape:
                 raise ValueError(f"SftmXE: soft labels must have the logits' shape {x.shape}, got {y.shape}")
             return -jnp.mean(jnp.sum(y.astype(jnp.float32) * logp, axis=1))
-        picked = jnp.take_along_axis(logp, jnp.expand_dims(y.astype(jnp.int32), 1), axis=1)
-        return -jnp.mean(picked)
+        y = y.astype(jnp.int32)
+        bad = bad_labels(y, x.shape[1], self.ignore_index, "SftmXE")
+        keep = (y != self.ignore_index) & ~bad
+        picked = jnp.take_along_axis(logp, jnp.expand_dims(jnp.where(keep, y, 0), 1), axis=1).squeeze(1)
+        return nan_if(-jnp.sum(jnp.where(keep, picked, 0.0)) / jnp.sum(keep), bad)
 
 
 class OHEM(Craft):

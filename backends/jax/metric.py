@@ -5,10 +5,12 @@ from __future__ import annotations
 import dm_pix
 import jax.numpy as jnp
 
+from nebulae.astro import labels
 from nebulae.astro.args import check_images as _check_images
 from nebulae.astro.tables import PSNR_EPS
 
 from .craft import Craft
+from .loss import bad_labels, nan_if
 
 __all__ = ["AccCls", "PSNR", "SSIM"]
 
@@ -19,13 +21,29 @@ class AccCls(Craft):
     Single-label: argmax over axis 1 against integer labels (N, ...), or one-hot labels shaped like x
     when `is_one_hot`. Multi-label (`multi_class`): x holds probabilities, rounded as they are (no
     sigmoid), and a sample counts only if all its labels (axis 1) match y (multi-hot, shaped like x).
+    Integer labels equal to `ignore_index` are left out, as torchmetrics' ignore_index: the accuracy is over
+    the other labels, NaN when every label is left out. Any other integer label outside [0, C) raises
+    ValueError when value checks are on (`Law.CHECKS`), and makes the accuracy NaN when they are off.
+
+    Args:
+        multi_class: multi-label accuracy on probabilities x and multi-hot y.
+        is_one_hot: y holds one-hot labels shaped like x.
+        ignore_index: the integer label to leave out (default -100, torch's).
+        scope: the craft's name.
     """
 
-    def __init__(self, multi_class: bool = False, is_one_hot: bool = False, scope: str = "ACCCLS"):
+    def __init__(
+        self,
+        multi_class: bool = False,
+        is_one_hot: bool = False,
+        ignore_index: int = labels.IGNORE_INDEX,
+        scope: str = "ACCCLS",
+    ):
         super().__init__(scope)
         if multi_class and is_one_hot:
             raise ValueError("AccCls: multi-label targets are multi-hot, not one-hot; use is_one_hot=False")
         self.multi_class, self.is_one_hot = bool(multi_class), bool(is_one_hot)
+        self.ignore_index = labels.ignore_index(ignore_index, "AccCls")
 
     def run(self, x, y):
         if self.multi_class or self.is_one_hot:
@@ -34,13 +52,16 @@ class AccCls(Craft):
             if self.multi_class:
                 hit = jnp.all(jnp.round(x.astype(jnp.float32)) == y.astype(jnp.float32), axis=1)
                 return hit.astype(jnp.float32).mean()
-            y = jnp.argmax(y, axis=1)
-        elif y.shape != x.shape[:1] + x.shape[2:]:
+            return (jnp.argmax(x, axis=1) == jnp.argmax(y, axis=1)).astype(jnp.float32).mean()
+        if y.shape != x.shape[:1] + x.shape[2:]:
             raise ValueError(
                 f"AccCls: integer labels must have shape {tuple(x.shape[:1] + x.shape[2:])} "
                 f"for scores {tuple(x.shape)}, got {tuple(y.shape)}"
             )
-        return (jnp.argmax(x, axis=1) == y).astype(jnp.float32).mean()
+        bad = bad_labels(y, x.shape[1], self.ignore_index, "AccCls")
+        keep = y != self.ignore_index
+        hits = ((jnp.argmax(x, axis=1) == y) & keep).sum().astype(jnp.float32)
+        return nan_if(hits / keep.sum().astype(jnp.float32), bad)
 
 
 class PSNR(Craft):

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from nebulae.astro.convargs import check_window
 from nebulae.astro.poolargs import pool_setup
 
 from .craft import Craft
@@ -28,18 +29,17 @@ class _Pool(Craft):
     def _window(self, x, init, op):
         """lax.reduce_window over the spatial dimensions, padded with `init`."""
         lead = x.ndim - self.ndim
-        for n, k, (a, b) in zip(x.shape[lead:], self.kernel, self.pairs):
-            if n + a + b < k:
-                raise ValueError(
-                    f"{type(self).__name__}: kernel {self.kernel} is larger than the padded input {x.shape[lead:]}"
-                )
+        check_window(type(self).__name__, x.shape[lead:], self.kernel, self.pairs)
         return lax.reduce_window(
             x, init, op, (1,) * lead + self.kernel, (1,) * lead + self.stride, ((0, 0),) * lead + self.pairs
         )
 
 
 class MaxPool(_Pool):
-    """Max pooling, 1/2/3-D by len(kernel); padding as Conv reads it (padded with -inf); kernel[-1] < 0: global max."""
+    """Max pooling, 1/2/3-D by len(kernel); padding as Conv reads it (padded with -inf); kernel[-1] < 0: global max.
+
+    A kernel larger than the padded input is a ValueError.
+    """
 
     def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "MPOOL"):
         super().__init__(kernel, stride, padding, scope)
@@ -53,7 +53,7 @@ class MaxPool(_Pool):
 
 class AvgPool(_Pool):
     """Average pooling, 1/2/3-D by len(kernel); padding as Conv reads it (zeros, counted in the average, as torch's
-    count_include_pad=True); kernel[-1] < 0: global average."""
+    count_include_pad=True); kernel[-1] < 0: global average. A kernel larger than the padded input is a ValueError."""
 
     def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "APOOL"):
         super().__init__(kernel, stride, padding, scope)

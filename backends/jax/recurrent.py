@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from nebulae.astro import init as _init
+from nebulae.astro.args import check_float_input
 
 from .craft import Craft
 from .linear import parameter
@@ -122,6 +123,7 @@ class RNN(Craft):
         _build(self, in_chs, hid_chs, nlayers, 1, 1)
 
     def run(self, x, h=None):
+        check_float_input(jnp.issubdtype(x.dtype, jnp.floating), x.dtype, type(self).__name__)
         x, (h,), batched = _prepare(self, x, (h,))
         y, h, _ = _stack(self, x, h, None)
         return (y, h) if batched else (y[:, 0], h[:, 0])
@@ -146,6 +148,7 @@ class LSTM(Craft):
         _build(self, in_chs, hid_chs, nlayers, 1, 4)
 
     def run(self, x, h=None, c=None):
+        check_float_input(jnp.issubdtype(x.dtype, jnp.floating), x.dtype, type(self).__name__)
         x, (h, c), batched = _prepare(self, x, (h, c))
         y, h, c = _stack(self, x, h, c)
         return (y, h, c) if batched else (y[:, 0], h[:, 0], c[:, 0])

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nebulae.astro.args import check_float_input
+
 from .craft import Craft
 from .linear import parameter
 
@@ -41,6 +43,7 @@ class PRelu(Craft):
         self.weight = parameter(np.full((1,), alpha, np.float32))
 
     def run(self, x):
+        check_float_input(x.is_floating_point(), x.dtype, type(self).__name__)
         return F.prelu(x, self.weight.to(x.dtype))
 
     def weights(self):

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from nebulae.astro import init as _init
 from nebulae.astro.args import check_attention_inputs as _check_inputs
+from nebulae.astro.args import check_float_input
 
 from .craft import Craft
 from .linear import Dense, parameter
@@ -44,6 +45,7 @@ class MHAttn(Craft):
         self.seed = _init.draw_seed()  # the JAX craft seeds its dropout stream here; keeps both streams aligned
 
     def run(self, q, k, v, pad_mask=None, attn_mask=None):
+        check_float_input(q.is_floating_point(), q.dtype, type(self).__name__)
         _check_inputs(q, k, v, pad_mask, attn_mask, self)
         packed = self.packed
         return F.multi_head_attention_forward(

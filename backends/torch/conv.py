@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from nebulae.astro import init as _init
 from nebulae.astro import padding as _pad
-from nebulae.astro.convargs import transposed_sizes
+from nebulae.astro.args import check_float_input
+from nebulae.astro.convargs import check_window, transposed_sizes
 
 from .craft import Craft
 from .linear import parameter
@@ -21,7 +22,8 @@ _TRANS = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 class Conv(Craft):
     """1/2/3-D convolution chosen by `len(kernel)`; stride, padding (see nebulae.astro.padding), dilation, groups.
 
-    A fixed array as `w_init` gives a non-trainable kernel (a buffer that is not exported).
+    A fixed array as `w_init` gives a non-trainable kernel (a buffer that is not exported). The input must be
+    floating-point (TypeError otherwise) and the dilated kernel must fit the padded input (ValueError otherwise).
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class Conv(Craft):
             raise ValueError(f"Conv supports 1-, 2- and 3-D kernels, got kernel {kernel}")
         if in_chs % group or out_chs % group:
             raise ValueError(f"Conv: in_chs {in_chs} and out_chs {out_chs} must both divide by group {group}")
+        self.kernel = tuple(int(k) for k in kernel)
         self.stride = _pad.spatial(stride, self.ndim, "stride")
         self.dilation = _pad.spatial(dilation, self.ndim, "dilation")
         self.pairs = _pad.conv_pairs(padding, self.ndim)
@@ -57,6 +60,8 @@ class Conv(Craft):
         self._symmetric = all(a == b and a >= 0 for a, b in self.pairs)
 
     def run(self, x):
+        check_float_input(x.is_floating_point(), x.dtype, "Conv")
+        check_window("Conv", x.shape[2:], self.kernel, self.pairs, self.dilation)
         conv = _CONV[self.ndim]
         if self._symmetric:
             padding = tuple(a for a, _ in self.pairs)
@@ -75,7 +80,8 @@ class TransConv(Craft):
     The weight is laid out as torch's ConvTransposeNd: (in_chs, out_chs / group, *kernel). `padding` (read as
     Conv reads it, asymmetric pairs included) crops the full output: (before, after) removes `before` leading
     and `after` trailing elements. `out_size` (spatial) fixes the output size exactly, as torch's output_padding
-    does: it must lie in [nominal, nominal + max(stride, dilation) - 1]; None gives the nominal size.
+    does: it must lie in [nominal, nominal + max(stride, dilation) - 1]; None gives the nominal size. The input
+    must be floating-point (TypeError otherwise).
     """
 
     def __init__(
@@ -116,6 +122,7 @@ class TransConv(Craft):
         self._plans: dict = {}
 
     def run(self, x):
+        check_float_input(x.is_floating_point(), x.dtype, "TransConv")
         plan = self._plans.get(x.shape[2:])
         if plan is None:
             plan = self._plans[x.shape[2:]] = self._plan(tuple(x.shape[2:]))

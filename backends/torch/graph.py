@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from nebulae.astro import init as _init
+from nebulae.astro.args import check_float_input
 from nebulae.astro.graphinit import filter_weights
 
 from .craft import Craft
@@ -57,6 +58,7 @@ class GraphConvEig(_GraphConv):
         self.register_buffer("eigm", torch.from_numpy(basis), persistent=False)
 
     def run(self, x):
+        check_float_input(x.is_floating_point(), x.dtype, type(self).__name__)
         support = torch.matmul(x, self.weight.t())
         spectral = torch.matmul(self.eigm.t(), support) * self.theta[:, None]
         return self._finish(torch.matmul(self.eigm, spectral))
@@ -81,6 +83,7 @@ class GraphConvLap(_GraphConv):
         self.register_buffer("powers", torch.from_numpy(np.stack(powers).astype(np.float32)), persistent=False)
 
     def run(self, x):
+        check_float_input(x.is_floating_point(), x.dtype, type(self).__name__)
         support = torch.matmul(x, self.weight.t())
         return self._finish(torch.matmul(torch.tensordot(self.theta, self.powers, 1), support))
 
@@ -103,6 +106,7 @@ class GraphConvAdj(_GraphConv):
         self.register_buffer("adj", matrix, persistent=False)
 
     def run(self, x):
+        check_float_input(x.is_floating_point(), x.dtype, type(self).__name__)
         support = torch.matmul(x, self.weight.t())
         if not self.sparse:
             return self._finish(torch.matmul(self.adj, support))

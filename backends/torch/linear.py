@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nebulae.astro import init as _init
+from nebulae.astro.args import check_float_input
 
 from .craft import Craft
 
@@ -20,7 +21,10 @@ def parameter(array: np.ndarray | None) -> nn.Parameter | None:
 
 
 class Dense(Craft):
-    """Fully connected layer y = x W^T + b over axis `axis` (default last); W has shape (out_chs, in_chs)."""
+    """Fully connected layer y = x W^T + b over axis `axis` (default last); W has shape (out_chs, in_chs).
+
+    The input must be floating-point (an integer batch is refused with a TypeError on both engines).
+    """
 
     def __init__(self, in_chs: int, out_chs: int, axis: int = -1, w_init=None, b_init=None, scope: str = "DENSE"):
         super().__init__(scope)
@@ -29,6 +33,7 @@ class Dense(Craft):
         self.bias = parameter(_init.make(b_init or _init.Zeros(), (out_chs,)))
 
     def run(self, x):
+        check_float_input(x.is_floating_point(), x.dtype, "Dense")
         if self.axis in (-1, x.ndim - 1):
             return F.linear(x, self.weight, self.bias)
         return F.linear(x.movedim(self.axis, -1), self.weight, self.bias).movedim(-1, self.axis)

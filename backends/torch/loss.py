@@ -7,11 +7,31 @@ import math
 import torch
 import torch.nn.functional as F
 
+from nebulae.astro import checks, labels
 from nebulae.astro.args import check_same_shape as _same_shape
 
+from .checks import check
 from .craft import Craft
 
 __all__ = ["MSE", "MAE", "Huber", "Charbon", "SigmXE", "SftmXE", "OHEM"]
+
+
+def bad_labels(y: torch.Tensor, nclass: int, ignore: int, craft: str) -> torch.Tensor:
+    """Mask of the labels that are neither `ignore` nor a class id in [0, nclass) (see nebulae.astro.labels).
+
+    With value checks on, any such label raises the shared ValueError naming the first one.
+    """
+    bad = (y != ignore) & ((y < 0) | (y >= nclass))
+    if checks.enabled():
+        index = bad.reshape(-1).int().argmax()
+        message = labels.bad_label_message(craft, nclass, ignore, y.shape)
+        check(~bad.any(), message, label=y.reshape(-1)[index], index=index)
+    return bad
+
+
+def nan_if(value: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:
+    """`value`, or NaN (with a NaN gradient) when any entry of `bad` is set."""
+    return value * torch.where(bad.any(), math.nan, 1.0)
 
 
 class MSE(Craft):
@@ -76,10 +96,20 @@ class SigmXE(Craft):
 
 
 class SftmXE(Craft):
-    """Softmax cross-entropy on logits (N, C, ...): integer labels (N, ...) or soft/one-hot labels shaped like x."""
+    """Softmax cross-entropy on logits (N, C, ...): integer labels (N, ...) or soft/one-hot labels shaped like x.
 
-    def __init__(self, scope: str = "SFTMXE"):
+    Integer labels equal to `ignore_index` are left out (torch's rule): the loss is the mean over the other
+    labels, NaN when every label is left out. Any other label outside [0, C) raises ValueError when value
+    checks are on (`Law.CHECKS`), and makes the loss and its gradient NaN when they are off.
+
+    Args:
+        ignore_index: the integer label to leave out (default -100, torch's).
+        scope: the craft's name.
+    """
+
+    def __init__(self, ignore_index: int = labels.IGNORE_INDEX, scope: str = "SFTMXE"):
         super().__init__(scope)
+        self.ignore_index = labels.ignore_index(ignore_index, "SftmXE")
 
     def run(self, x, y):
         x = x.float()
@@ -89,7 +119,9 @@ class SftmXE(Craft):
                     f"SftmXE: soft labels must have the logits' shape {tuple(x.shape)}, got {tuple(y.shape)}"
                 )
             return F.cross_entropy(x, y.float())
-        return F.cross_entropy(x, y.long())
+        y, ignore = y.long(), self.ignore_index
+        bad = bad_labels(y, x.shape[1], ignore, "SftmXE")
+        return nan_if(F.cross_entropy(x, torch.where(bad, ignore, y), ignore_index=ignore), bad)
 
 
 class OHEM(Craft):

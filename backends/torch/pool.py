@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from nebulae.astro import padding as _pad
+from nebulae.astro.convargs import check_window
 from nebulae.astro.poolargs import pool_setup
 
 from .craft import Craft
@@ -25,13 +26,17 @@ class _Pool(Craft):
         if self.whole:
             return
         # torch pads symmetrically up to half the kernel itself; anything else is padded beforehand
+        self.pairs = tuple(pairs)
         self.native = all(a == b and a <= k // 2 for (a, b), k in zip(pairs, self.kernel))
         self.padding = tuple(a for a, _ in pairs) if self.native else 0
         self.fpad = None if self.native else _pad.fpad_order(pairs)
 
 
 class MaxPool(_Pool):
-    """Max pooling, 1/2/3-D by len(kernel); padding as Conv reads it (padded with -inf); kernel[-1] < 0: global max."""
+    """Max pooling, 1/2/3-D by len(kernel); padding as Conv reads it (padded with -inf); kernel[-1] < 0: global max.
+
+    A kernel larger than the padded input is a ValueError.
+    """
 
     def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "MPOOL"):
         super().__init__(kernel, stride, padding, scope)
@@ -39,6 +44,7 @@ class MaxPool(_Pool):
     def run(self, x):
         if self.whole:
             return x.amax(self.dims, keepdim=True)
+        check_window(type(self).__name__, x.shape[x.ndim - self.ndim :], self.kernel, self.pairs)
         if self.fpad is not None:
             x = F.pad(x, self.fpad, value=float("-inf"))
         return _MAX[self.ndim](x, self.kernel, self.stride, self.padding)
@@ -46,7 +52,7 @@ class MaxPool(_Pool):
 
 class AvgPool(_Pool):
     """Average pooling, 1/2/3-D by len(kernel); padding as Conv reads it (zeros, counted in the average, as torch's
-    count_include_pad=True); kernel[-1] < 0: global average."""
+    count_include_pad=True); kernel[-1] < 0: global average. A kernel larger than the padded input is a ValueError."""
 
     def __init__(self, kernel: tuple, stride=2, padding=0, scope: str = "APOOL"):
         super().__init__(kernel, stride, padding, scope)
@@ -54,6 +60,7 @@ class AvgPool(_Pool):
     def run(self, x):
         if self.whole:
             return x.mean(self.dims, keepdim=True)
+        check_window(type(self).__name__, x.shape[x.ndim - self.ndim :], self.kernel, self.pairs)
         if self.fpad is not None:
             x = F.pad(x, self.fpad)
         return _AVG[self.ndim](x, self.kernel, self.stride, self.padding)

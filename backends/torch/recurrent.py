@@ -14,6 +14,7 @@ import torch
 from torch import _VF
 
 from nebulae.astro import init as _init
+from nebulae.astro.args import check_float_input
 
 from .craft import Craft
 from .linear import parameter
@@ -120,6 +121,7 @@ class RNN(_Recurrent):
         _build(self, in_chs, hid_chs, nlayers, 1, 1)
 
     def run(self, x, h=None):
+        check_float_input(x.is_floating_point(), x.dtype, type(self).__name__)
         x, (h,), batched = _prepare(self, x, (h,))
         y, h = _VF.rnn_tanh(x, h, _flat(self), True, self.nlayers, 0.0, self.is_training(), self.ndir == 2, False)
         return (y, h) if batched else (y.squeeze(1), h.squeeze(1))
@@ -146,6 +148,7 @@ class LSTM(_Recurrent):
         _build(self, in_chs, hid_chs, nlayers, 1, 4)
 
     def run(self, x, h=None, c=None):
+        check_float_input(x.is_floating_point(), x.dtype, type(self).__name__)
         x, (h, c), batched = _prepare(self, x, (h, c))
         y, h, c = _VF.lstm(x, (h, c), _flat(self), True, self.nlayers, 0.0, self.is_training(), self.ndir == 2, False)
         return (y, h, c) if batched else (y.squeeze(1), h.squeeze(1), c.squeeze(1))

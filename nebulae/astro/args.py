@@ -84,3 +84,12 @@ def check_attention_inputs(q, k, v, pad_mask, attn_mask, craft) -> None:
         raise ValueError(f"MHAttn: attn_mask must be {(L, S)} or {(N * H, L, S)}, got {tuple(attn_mask.shape)}")
     if pad_mask is not None and tuple(pad_mask.shape) != (N, S):
         raise ValueError(f"MHAttn: pad_mask must be (batch, key length) {(N, S)}, got {tuple(pad_mask.shape)}")
+
+
+def check_float_input(floating: bool, dtype, craft: str) -> None:
+    """Raise TypeError unless a parametric float craft's input is floating-point (`floating`, judged by the engine)."""
+    if not floating:
+        raise TypeError(
+            f"{craft} needs a floating-point input, got dtype {str(dtype).removeprefix('torch.')}: cast to float "
+            "first, e.g. x.astype('float32') / 255, or End()/Whiten() in the Comburant"
+        )
