@@ -34,6 +34,7 @@ def net_of(dock):
 
 X = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
 PARAMS = (4 * 3 * 9 + 4) + (4 + 4) + (4 * 2 * 4 + 2) + (128 * 8 + 8) + (8 * 5 + 5)
+COUNTER = {"pytorch": {"int64": 8}, "jax": {"int32": 4}}  # BN's num_batches_tracked (JAX: 64-bit ints off)
 MACS = 2 * 4 * 4 * 4 * 27 + 2 * 4 * 4 * 4 * 8 + 2 * 8 * 128 + 2 * 5 * 8  # conv, transconv, dense, dense
 SHAPES = [
     ("", [(2, 5)]),
@@ -53,10 +54,10 @@ def test_summary_through_dock(dock, engine, tmp_path, capsys):
     summary = Inspector(tmp_path / "net").dissect(net, X)
     assert [(layer.path, layer.outputs) for layer in summary.layers] == SHAPES
     assert [layer.depth for layer in summary.layers] == [0, 1, 1, 1, 1, 1, 1, 1]
-    assert summary.params == PARAMS and summary.buffers == 8  # BN running mean and variance
+    assert summary.params == PARAMS and summary.buffers == 9  # BN running mean, variance, num_batches_tracked
     assert summary.layers[0].params == PARAMS and summary.layers[5].params == 128 * 8 + 8
     assert summary.macs == MACS and summary.flops == 2 * MACS
-    assert summary.memory == {"float32": 4 * (PARAMS + 8)}
+    assert summary.memory == {"float32": 4 * (PARAMS + 8), **COUNTER[engine]}
     assert net.training  # still in train mode (the original left it in eval mode)
     for key, value in net.export_weights().items():
         assert_close(value, before[key], what=key)  # BN statistics untouched
@@ -85,7 +86,8 @@ def test_memory_for_every_dtype(dock, engine):
     )
     summary = summarize("NET", [], rows)
     low, half = 128 * 8 + 8, 8 * 5 + 5
-    assert summary.memory == {"bfloat16": 2 * low, "float16": 2 * half, "float32": 4 * (PARAMS + 8 - low - half)}
+    floats = {"bfloat16": 2 * low, "float16": 2 * half, "float32": 4 * (PARAMS + 8 - low - half)}
+    assert summary.memory == {**floats, **COUNTER[engine]}
     assert "bfloat16 2.02 KiB, float16 90 B, float32 648 B" in summary.table
 
 
@@ -113,7 +115,7 @@ def test_parity_between_engines(both):
     assert [(layer.path, layer.kind, layer.depth, layer.outputs, layer.params, layer.macs) for layer in t.layers] == [
         (layer.path, layer.kind, layer.depth, layer.outputs, layer.params, layer.macs) for layer in j.layers
     ]
-    assert (t.params, t.buffers, t.memory, t.macs) == (j.params, j.buffers, j.memory, j.macs) == (
-        PARAMS, 8, {"float32": 4 * (PARAMS + 8)}, MACS,
-    )  # fmt: skip
-    assert t.table == j.table
+    assert (t.params, t.buffers, t.macs) == (j.params, j.buffers, j.macs) == (PARAMS, 9, MACS)
+    floats = {"float32": 4 * (PARAMS + 8)}
+    assert (t.memory, j.memory) == ({**floats, **COUNTER["pytorch"]}, {**floats, **COUNTER["jax"]})
+    assert t.table.replace("int64 8 B", "int32 4 B") == j.table  # the counter's width is the only difference

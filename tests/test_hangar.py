@@ -28,11 +28,12 @@ def shapes(craft) -> dict[str, tuple]:
 
 
 def bn_shapes(path: str, chs: int) -> dict[str, tuple]:
-    return {f"{path}/{k}": (chs,) for k in ("weight", "bias", "running_mean", "running_var")}
+    table = {f"{path}/{k}": (chs,) for k in ("weight", "bias", "running_mean", "running_var")}
+    return table | {f"{path}/num_batches_tracked": ()}
 
 
 def torchvision_resnet(depth: int, nclass: int, in_chs: int = 3) -> dict[str, tuple]:
-    """torchvision's resnet{depth} state_dict shapes ('.' -> '/', num_batches_tracked left out), written out."""
+    """torchvision's resnet{depth} state_dict shapes ('.' -> '/'), written out."""
     bottleneck = depth == 50
     counts = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}[depth]
     out = {"conv1/weight": (64, in_chs, 7, 7), **bn_shapes("bn1", 64)}
@@ -61,7 +62,9 @@ def torchvision_resnet(depth: int, nclass: int, in_chs: int = 3) -> dict[str, tu
 
 
 def trainable(table: dict[str, tuple]) -> int:
-    return sum(math.prod(s) for k, s in table.items() if not k.endswith(("running_mean", "running_var")))
+    return sum(
+        math.prod(s) for k, s in table.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
 
 
 # ---- per engine: published counts and layer shapes ----

@@ -196,7 +196,10 @@ def test_ema_update_on_off_round_trip_exactly(dock):
     train.ema.on()
     shadow = net.export_weights()
     for key in w0:
-        assert_close(shadow[key], decay * w0[key] + (1 - decay) * w1[key], rtol=1e-6, atol=1e-7, what=key)
+        if np.issubdtype(w0[key].dtype, np.integer):  # BN's num_batches_tracked: integer buffers left alone
+            assert np.array_equal(shadow[key], w1[key]) and w1[key] == 1, key
+        else:
+            assert_close(shadow[key], decay * w0[key] + (1 - decay) * w1[key], rtol=1e-6, atol=1e-7, what=key)
     with dock.Nozzle():
         y_shadow = dock.shell(dev(dock.coat(x)))
     train.ema.on()  # idempotent
@@ -271,22 +274,6 @@ def test_mixed_precision_trains_with_float32_master_weights(dock, dtype, scaled)
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert all(v.dtype == np.float32 for v in net.export_weights().values())
     assert train.optz.loss_scale == (2.0**16 if scaled else 1.0)
-
-
-def test_shell_inside_a_compiled_step_is_a_clear_error(dock, engine):
-    if engine != "jax":
-        pytest.skip("torch runs steps eagerly: shell inside run is legal there")
-
-    class Peek(dock.Craft):
-        def __init__(self):
-            super().__init__("PEEK")
-            self.fc = dock.Dense(2, 2)
-
-        def run(self, x):
-            return dock.shell(self.fc(x))
-
-    with pytest.raises(RuntimeError, match="inside a compiled step"):
-        Peek()(dock.coat(np.ones((1, 2), np.float32)))
 
 
 def test_optimizer_over_a_model_outside_the_step_is_a_clear_error(dock, engine):

@@ -61,11 +61,15 @@ class Craft(nnx.Module):
             _step.bump()
         super().__setattr__(name, value)
 
-    def gear(self, gr) -> Craft:
+    def gear(self, gr, stats: bool = True) -> Craft:
         """Set train (True) / eval (False) mode, take a Rudder/Prober/Nozzle's mode, or place on an Engine.
 
         Inside a mode context the setting lasts until the context exits; outside, it persists.
+        `stats=False` keeps train mode (batch statistics, active dropout) but leaves the running
+        statistics of this craft's BN layers untouched: for a GAN step that only needs the
+        generator's output. It is part of the compiled step's cache key.
         """
+        stats = gearbox.as_stats(stats, gr)
         if hasattr(gr, "place"):
             gr.place(self)
             return self
@@ -76,8 +80,9 @@ class Craft(nnx.Module):
             for m in crafts:
                 if m._training != flag:
                     m._training = flag
+            gearbox.set_stats_default(crafts, stats)
             return self
-        ctx.override((id(m) for m in crafts), flag)
+        ctx.override((id(m) for m in crafts), flag, stats)
         return self
 
     def is_training(self) -> bool:

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from nebulae.astro import gearbox
+from nebulae.astro.normargs import check_batch_values as _check_batch_values
 from nebulae.astro.normargs import check_channels as _check_channels
 from nebulae.astro.normargs import check_condition as _check_condition
 from nebulae.astro.normargs import check_instance as _check_instance
@@ -52,7 +54,21 @@ def _scale_shift(y, weight, bias, shape):
 
 
 class BN(Craft):
-    """Batch normalisation over (N, C, *spatial) with running statistics; `resilient` = learnable affine."""
+    """Batch normalisation over (N, C, *spatial) with running statistics, as torch.nn.BatchNorm1d/2d/3d.
+
+    Train mode normalises with the batch statistics (more than one value per channel needed) and
+    folds them into `running_mean` / `running_var` (decay `mmnt`), counting the updates in
+    `num_batches_tracked` (an int32 scalar here: JAX keeps 64-bit integers off; exported under
+    torch's name); eval mode uses the running statistics. `gear(..., stats=False)` keeps batch
+    statistics but leaves the running ones alone.
+
+    Args:
+        out_chs: channels C (axis 1).
+        dim: spatial rank the norm is meant for (1, 2, 3), like BatchNorm1d/2d/3d.
+        mmnt: running-average decay (torch momentum = 1 - mmnt).
+        resilient: learnable per-channel affine `weight` and `bias`.
+        scope: name for summaries and checkpoints.
+    """
 
     def __init__(self, out_chs: int, dim: int = 2, mmnt: float = 0.9, resilient: bool = True, scope: str = "BN"):
         super().__init__(scope)
@@ -61,20 +77,26 @@ class BN(Craft):
         self.bias = parameter(np.zeros(out_chs, np.float32)) if resilient else None
         self.running_mean = nnx.BatchStat(jnp.zeros(out_chs, jnp.float32))
         self.running_var = nnx.BatchStat(jnp.ones(out_chs, jnp.float32))
+        self.num_batches_tracked = nnx.BatchStat(jnp.zeros((), jnp.int32))
 
     def run(self, x):
+        _check_channels(x, self.out_chs, "BN")
         axes = (0, *range(2, x.ndim))
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         xf = x.astype(jnp.float32)
-        if self.is_training():
+        training, update = gearbox.gear_of(self, self.training)
+        if training:
+            _check_batch_values(x, "BN")
             mean = xf.mean(axes)
             var = jnp.mean(jnp.square(xf - mean.reshape(shape)), axes)
+        else:
+            mean, var = self.running_mean.get_value(), self.running_var.get_value()
+        if update:
             n = x.size // x.shape[1]
             m = self.mmnt
             self.running_mean.set_value(m * self.running_mean.get_value() + (1 - m) * mean)
             self.running_var.set_value(m * self.running_var.get_value() + (1 - m) * var * (n / max(n - 1, 1)))
-        else:
-            mean, var = self.running_mean.get_value(), self.running_var.get_value()
+            self.num_batches_tracked.set_value(self.num_batches_tracked.get_value() + 1)
         y = (xf - mean.reshape(shape)) * jnp.reciprocal(jnp.sqrt(var + EPS)).reshape(shape)
         if self.weight is not None:
             y = y * self.weight.get_value().reshape(shape) + self.bias.get_value().reshape(shape)
@@ -179,6 +201,8 @@ class CBN(Craft):
 
     def run(self, x, z):
         _check_channels(x, self.out_chs, "CBN")
+        if self.norm.is_training():
+            _check_batch_values(x, "CBN")
         return _modulate(self.norm(x), self.gamma(z), self.beta(z))
 
 

@@ -122,11 +122,13 @@ class Optimizer(Craft):
                 f"{type(self).__name__}(loss) must be called inside a step craft's run on JAX "
                 "(the step differentiates and updates); call the step craft from the loop"
             )
+        if rec.probing or gearbox.probing():
+            return  # a Prober computes gradients and applies nothing
         ctx = gearbox.active()
-        if rec.probing or (ctx is not None and not ctx.applies):
-            where = type(ctx).__name__ if ctx is not None else "Prober"
+        if ctx is not None and not ctx.applies:
             raise RuntimeError(
-                f"{type(self).__name__}(loss) was called under {where}: only a Rudder (or no context) applies gradients"
+                f"{type(self).__name__}(loss) was called under {type(ctx).__name__}: only a Rudder "
+                "(or no context) applies gradients"
             )
         loss = jnp.asarray(loss, jnp.float32)
         if self.conf.mixp:

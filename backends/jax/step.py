@@ -25,8 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from nebulae.astro import gearbox
+from nebulae.astro import checks, gearbox
 
+from . import checks as _checks
+from . import tensor as _tensor
 from . import universe
 
 __all__: list[str] = []
@@ -212,12 +214,18 @@ def _context_key(plan: Plan):
         return None, None
     if not any(ctx.overrides for ctx in gearbox._stack()):
         return ctx, (ctx.kind, None)
-    flags = tuple(gearbox.training_of(m, m._training) for m in plan.crafts)
+    flags = tuple(gearbox.gear_of(m, m._training) for m in plan.crafts)  # Gear(training, stats) per craft
     return ctx, (ctx.kind, flags)
 
 
 def compiled_call(craft, args: tuple, kwargs: dict):
-    """Run `craft(*args, **kwargs)` through its cached compiled step and write the new state back."""
+    """Run `craft(*args, **kwargs)` through its cached compiled step and write the new state back.
+
+    Nothing that goes wrong leaves the craft's Variables deleted: tracing happens before any buffer is
+    donated, the new state is written back before anything else is looked at, and a step with value
+    checks (checkify) or a host callback (either may fail while it runs) is compiled without
+    donation; a failed value check keeps the state from before the step.
+    """
     plan = plan_of(craft)
     ctx, ctx_key = _context_key(plan)
     leaves, arg_def = jax.tree.flatten((args, kwargs))
@@ -227,26 +235,71 @@ def compiled_call(craft, args: tuple, kwargs: dict):
     else:
         statics = tuple((i, x) for i, x in enumerate(leaves) if i not in dyn_pos)
         arrays = [leaves[i] for i in dyn_pos]
-    wrt = _wrt_positions(ctx, args, dyn_pos) if ctx is not None and ctx.kind == "prober" else ()
-    key = (ctx_key, arg_def, statics, dyn_pos, wrt, universe.mesh())
-    fn = plan.jitted.get(key)
-    if fn is None:
-        fn = plan.jitted[key] = jax.jit(_make_step(plan, ctx_key, arg_def, statics, dyn_pos, wrt), donate_argnums=0)
+    arrays = [_tensor.coat(a) if isinstance(a, (np.ndarray, np.generic)) else a for a in arrays]
+    probing = ctx_key is not None and ctx_key[0] == "prober"
+    wrt = _wrt_positions(ctx, args, dyn_pos) if probing else ()
+    checked = checks.enabled()
+    key = (ctx_key, arg_def, statics, dyn_pos, wrt, checked, universe.mesh())
     stats = plan.stats
     before = stats.traces
     start = time.perf_counter()
     _local.calling = stats
-    result = fn(plan.values(), arrays)
+    values = plan.values()
+    fn = plan.jitted.get(key)
+    if fn is None:
+        fn = plan.jitted[key] = _compile(
+            _make_step(plan, ctx_key, arg_def, statics, dyn_pos, wrt), checked, values, arrays
+        )
+    try:
+        result = fn(values, arrays)
+    except Exception as e:
+        if any(getattr(v, "is_deleted", lambda: False)() for v in values):
+            raise RuntimeError(
+                f"{type(craft).__name__}'s compiled step failed while running on the device, after its state "
+                "buffers were donated: the craft's weights are lost in this process; restore them from an anchor "
+                "(TimeMachine.to) or a weights file"
+            ) from e
+        raise
     if stats.traces != before:
         stats.compile_seconds += time.perf_counter() - start
-    if wrt:
-        out, new_values, grads = result
+    if checked:  # not donated: a failed check keeps the state from before the step, as torch does
+        error, result = result
+        _checks.throw(error)
+    out, new_values = result[0], result[1]
+    plan.write(new_values)
+    if probing:
+        grads = result[2]
         grads["inputs"] = {k: grads["inputs"][pos] for k, pos in zip(ctx.wrt, wrt)}
         ctx.grads = grads
-    else:
-        out, new_values = result
-    plan.write(new_values)
     return out
+
+
+def _compile(step, checked: bool, values, arrays):
+    """jit `step` (checkified when value checks are on), tracing it now, before any buffer is donated.
+
+    A checked step, or one with a host callback, is jitted without donation: a failure while it runs
+    would otherwise take the donated state with it.
+    """
+    if checked:
+        step = _checks.checked(step)
+    fn = jax.jit(step, donate_argnums=0)
+    traced = fn.trace(values, arrays)
+    if checked or _calls_back(traced.jaxpr.jaxpr):
+        fn = jax.jit(step)  # JAX reuses the trace just made
+    return fn
+
+
+def _calls_back(jaxpr) -> bool:
+    """Whether a jaxpr (or any jaxpr nested in it) calls back to the host."""
+    for eqn in jaxpr.eqns:
+        if "callback" in eqn.primitive.name:
+            return True
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns") and _calls_back(inner):
+                    return True
+    return False
 
 
 def _current_stats() -> Stats:

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nebulae.astro import checks
+
 __all__ = ["coat", "shell"]
 
 _device = None  # None: JAX's default device
@@ -23,11 +25,11 @@ def device():
     return _device
 
 
-def _refuse_tracer(datum, what: str) -> None:
-    if isinstance(datum, jax.core.Tracer):
-        raise RuntimeError(
-            f"{what}() was called inside a compiled step (on a traced value); call it outside the step's run"
-        )
+def _refuse_in_step(datum, what: str) -> None:
+    from . import step
+
+    if step.tracing() or isinstance(datum, jax.core.Tracer):
+        raise RuntimeError(checks.host_transfer_in_step(what))
 
 
 def coat(datum, as_const: bool = True):
@@ -36,7 +38,7 @@ def coat(datum, as_const: bool = True):
         return {k: coat(v, as_const) for k, v in datum.items()}
     if isinstance(datum, (list, tuple)) and datum and not isinstance(datum[0], (int, float, bool)):
         return type(datum)(coat(v, as_const) for v in datum)
-    _refuse_tracer(datum, "coat")
+    _refuse_in_step(datum, "coat")
     if not isinstance(datum, jax.Array):
         datum = np.asarray(datum)
         if datum.dtype == np.float64:
@@ -70,7 +72,7 @@ def shell(datum, as_np: bool = True):
         return {k: shell(v, as_np) for k, v in datum.items()}
     if isinstance(datum, (list, tuple)):
         return type(datum)(shell(v, as_np) for v in datum)
-    _refuse_tracer(datum, "shell")
+    _refuse_in_step(datum, "shell")
     if not isinstance(datum, (jax.Array, np.ndarray, np.generic)):
         return datum
     if not as_np:

@@ -10,7 +10,6 @@ from torch import nn
 
 from nebulae.astro import gearbox, precision, statedict
 
-from . import mode as _mode
 from . import step as _step
 
 __all__ = ["Craft"]
@@ -37,9 +36,11 @@ class Craft(nn.Module):
         return self.run(*args, **kwargs)
 
     def __call__(self, *args, **kwargs):
-        ctx = gearbox.active()
-        if isinstance(ctx, _mode.Prober) and ctx.wrt and not getattr(ctx, "_busy", False):
-            return _probe(self, ctx, args, kwargs)
+        if _step.current() is None:  # called from Python: a step (see backends/torch/step.py)
+            return _step.top_call(self, self._forward, args, kwargs)
+        return self._forward(args, kwargs)
+
+    def _forward(self, args: tuple, kwargs: dict):
         if self._mixp is not None:
             with torch.autocast(self._device_type(), dtype=self._mixp):
                 return super().__call__(*args, **kwargs)
@@ -69,11 +70,15 @@ class Craft(nn.Module):
             return
         super().__setattr__(name, value)
 
-    def gear(self, gr) -> Craft:
+    def gear(self, gr, stats: bool = True) -> Craft:
         """Set train (True) / eval (False) mode, take a Rudder/Prober/Nozzle's mode, or place on an Engine.
 
         Inside a mode context the setting lasts until the context exits; outside, it persists.
+        `stats=False` keeps train mode (batch statistics, active dropout) but leaves the running
+        statistics of this craft's BN layers (dock crafts) untouched: for a GAN step that only needs
+        the generator's output.
         """
+        stats = gearbox.as_stats(stats, gr)
         if hasattr(gr, "place"):
             gr.place(self)
             return self
@@ -81,8 +86,9 @@ class Craft(nn.Module):
         ctx = gearbox.active()
         if ctx is None:
             self.train(flag)
+            gearbox.set_stats_default((m for m in self.modules() if isinstance(m, Craft)), stats)
             return self
-        ctx.override((id(m) for m in self.modules() if isinstance(m, Craft)), flag)
+        ctx.override((id(m) for m in self.modules() if isinstance(m, Craft)), flag, stats)
         for m in self.modules():
             if not isinstance(m, Craft) and m.training != flag:
                 ctx.remember(m)
@@ -133,30 +139,3 @@ class Craft(nn.Module):
                 if key in arrays and key not in bad:
                     target.copy_(torch.as_tensor(np.asarray(arrays[key]), dtype=target.dtype))
         return report
-
-
-def _probe(craft: Craft, ctx, args, kwargs):
-    """Run a top-level call under Prober(wrt=...) and keep the gradients of its scalar output."""
-    args = list(args)
-    for i in ctx.wrt:
-        args[i] = args[i].detach().requires_grad_(True)
-    ctx._busy = True
-    try:
-        with torch.enable_grad():
-            out = nn.Module.__call__(craft, *args, **kwargs)
-            target = out[0] if isinstance(out, (tuple, list)) else out
-            if target.numel() != 1:
-                raise ValueError(
-                    f"Prober needs the step to return a scalar (first output), got shape {tuple(target.shape)}"
-                )
-            named = [(k.replace(".", "/"), p) for k, p in craft.named_parameters() if p.requires_grad]
-            leaves = [args[i] for i in ctx.wrt] + [p for _, p in named]
-            grads = torch.autograd.grad(target, leaves, allow_unused=True)
-    finally:
-        ctx._busy = False
-    n = len(ctx.wrt)
-    ctx.grads = {
-        "inputs": {i: g for i, g in zip(ctx.wrt, grads[:n])},
-        "params": {k: (g if g is not None else torch.zeros_like(p)) for (k, p), g in zip(named, grads[n:])},
-    }
-    return out

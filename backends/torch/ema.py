@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from nebulae.astro import gearbox
+
+from . import step as _step
 from .craft import Craft
 
 __all__ = ["EMA"]
@@ -32,11 +35,21 @@ class EMA(Craft):
         own = self._hull.state_dict(keep_vars=True)
         return [own[k] for k in self._keys]
 
-    @torch.no_grad()
     def update(self) -> None:
-        """Fold the hull's current weights into the shadow."""
+        """Fold the hull's weights into the shadow; inside a step, after the step's updates (as on JAX)."""
         if self._swapped:
             raise RuntimeError("EMA.update() while the shadow is swapped in (after on()); call off() first")
+        call = _step.current()
+        if gearbox.probing() or (call is not None and call.probing):
+            return  # a Prober applies nothing
+        if call is not None:
+            call.defer(self)
+            return
+        self.fold()
+
+    @torch.no_grad()
+    def fold(self) -> None:
+        """shadow = decay·shadow + (1-decay)·weight, now."""
         current = [t.detach() for t in self._targets()]
         torch._foreach_mul_(self._shadow, self.decay)
         torch._foreach_add_(self._shadow, current, alpha=1.0 - self.decay)

@@ -12,6 +12,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from nebulae.astro import gearbox
+from nebulae.astro.normargs import check_batch_values as _check_batch_values
 from nebulae.astro.normargs import check_channels as _check_channels
 from nebulae.astro.normargs import check_condition as _check_condition
 from nebulae.astro.normargs import check_instance as _check_instance
@@ -35,7 +37,20 @@ def _affine(shape, resilient: bool) -> tuple[nn.Parameter | None, nn.Parameter |
 
 
 class BN(Craft):
-    """Batch normalisation over (N, C, *spatial) with running statistics; `resilient` = learnable affine."""
+    """Batch normalisation over (N, C, *spatial) with running statistics, as torch.nn.BatchNorm1d/2d/3d.
+
+    Train mode normalises with the batch statistics (more than one value per channel needed) and
+    folds them into `running_mean` / `running_var` (decay `mmnt`), counting the updates in
+    `num_batches_tracked` (int64 scalar, exported like torch's); eval mode uses the running
+    statistics. `gear(..., stats=False)` keeps batch statistics but leaves the running ones alone.
+
+    Args:
+        out_chs: channels C (axis 1).
+        dim: spatial rank the norm is meant for (1, 2, 3), like BatchNorm1d/2d/3d.
+        mmnt: running-average decay (torch momentum = 1 - mmnt).
+        resilient: learnable per-channel affine `weight` and `bias`.
+        scope: name for summaries and checkpoints.
+    """
 
     def __init__(self, out_chs: int, dim: int = 2, mmnt: float = 0.9, resilient: bool = True, scope: str = "BN"):
         super().__init__(scope)
@@ -44,14 +59,21 @@ class BN(Craft):
         self.bias = parameter(torch.zeros(out_chs).numpy()) if resilient else None
         self.register_buffer("running_mean", torch.zeros(out_chs))
         self.register_buffer("running_var", torch.ones(out_chs))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
         self._synced = False  # set by Multiverse.sync(sync_bn=True): statistics over the world's batch
 
     def run(self, x):
-        if self._synced and self.is_training() and dist.is_initialized():
-            return _world_batch_norm(self, x)
-        return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.is_training(), 1.0 - self.mmnt, EPS
-        )
+        _check_channels(x, self.out_chs, "BN")
+        training, update = gearbox.gear_of(self, self.training)
+        synced = self._synced and training and dist.is_initialized()
+        if training and not synced:  # synced: the statistics span every rank's batch
+            _check_batch_values(x, "BN")
+        if update:
+            self.num_batches_tracked.add_(1)
+        if synced:
+            return _world_batch_norm(self, x, update)
+        mean, var = (self.running_mean, self.running_var) if update or not training else (None, None)
+        return F.batch_norm(x, mean, var, self.weight, self.bias, training, 1.0 - self.mmnt, EPS)
 
     def weights(self):
         return self.weight
@@ -73,8 +95,9 @@ class _WorldSum(torch.autograd.Function):
         return grad
 
 
-def _world_batch_norm(bn: BN, x):
-    """Batch norm whose batch statistics (and their gradients) span every rank's batch."""
+def _world_batch_norm(bn: BN, x, update: bool):
+    """Batch norm whose batch statistics (and their gradients) span every rank's batch; `update`: fold into the
+    running statistics."""
     axes = [0, *range(2, x.dim())]
     xf = x.float()
     local = torch.stack([xf.sum(axes), (xf * xf).sum(axes)])
@@ -84,9 +107,10 @@ def _world_batch_norm(bn: BN, x):
     n = float(count.item())
     mean = total[0] / n
     var = total[1] / n - mean * mean
-    with torch.no_grad():
-        bn.running_mean.mul_(bn.mmnt).add_((1.0 - bn.mmnt) * mean.detach())
-        bn.running_var.mul_(bn.mmnt).add_((1.0 - bn.mmnt) * var.detach() * (n / max(n - 1.0, 1.0)))
+    if update:
+        with torch.no_grad():
+            bn.running_mean.mul_(bn.mmnt).add_((1.0 - bn.mmnt) * mean.detach())
+            bn.running_var.mul_(bn.mmnt).add_((1.0 - bn.mmnt) * var.detach() * (n / max(n - 1.0, 1.0)))
     shape = (1, -1) + (1,) * (x.dim() - 2)
     y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + EPS)
     if bn.weight is not None:
@@ -185,6 +209,8 @@ class CBN(Craft):
 
     def run(self, x, z):
         _check_channels(x, self.out_chs, "CBN")
+        if self.norm.is_training():
+            _check_batch_values(x, "CBN")
         return _modulate(self.norm(x), self.gamma(z), self.beta(z))
 
 

@@ -1,7 +1,9 @@
 """Optimizers on torch: Momentum, Nesterov, RMSProp, Adam, AdamW (torch.optim), Lion and Lamb.
 
-`optz(loss)` inside a step does backward (scaled under `mixp`), and every `grad_accum` calls:
-unscale, clip, set the scheduled rate, step, zero the gradients. See `nebulae.astro.optconf`.
+`optz(loss)` inside a step records the objective; when the step's `run` returns, the loss is
+differentiated with respect to this optimizer's parameters only (into its own accumulator), and
+every `grad_accum` calls: unscale, clip, set the scheduled rate, step (see `step.py` and
+`nebulae.astro.optconf`). Called outside any step, `optz(loss)` does both at once.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import torch
 
 from nebulae.astro import gearbox, optconf, statedict
 
+from . import step as _step
 from .craft import Craft
 
 __all__ = ["Momentum", "Nesterov", "RMSProp", "Adam", "AdamW", "Lion", "Lamb"]
@@ -124,24 +127,60 @@ class Optimizer(Craft):
             enabled=self.conf.mixp,
             growth_interval=optconf.SCALER["interval"],
         )
+        self._index = {id(p): j for j, p in enumerate(chosen)}
+        self._acc: list[torch.Tensor | None] = [None] * len(chosen)  # this optimizer's own accumulated gradients
         self._calls = 0
         self._updates = 0
 
     def __call__(self, loss: torch.Tensor) -> None:
+        call = _step.current()
+        if gearbox.probing() or (call is not None and call.probing):
+            return  # a Prober computes gradients and applies nothing
         ctx = gearbox.active()
         if ctx is not None and not ctx.applies:
             raise RuntimeError(
                 f"{type(self).__name__}(loss) was called under {type(ctx).__name__}: only a Rudder "
                 "(or no context) applies gradients"
             )
-        if loss.ndim != 0:
-            raise ValueError(f"optz(loss) needs a scalar loss, got shape {tuple(loss.shape)}")
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise ValueError(f"optz(loss) needs a scalar loss, got shape {shape}")
+        if call is not None:  # inside a step: differentiated and applied when its run returns
+            call.objective(self, loss)
+            return
+        self.differentiate(loss)
+        self.update()
+
+    def differentiate(self, loss: torch.Tensor, retain_graph: bool = False) -> None:
+        """Add the gradient of `loss` (/ grad_accum, scaled under mixp) w.r.t. this optimizer's parameters only."""
+        if not loss.requires_grad:
+            raise RuntimeError(
+                f"{type(self).__name__}(loss): the loss does not depend on any parameter with gradients "
+                "(was it computed under a Nozzle, or from detached values?)"
+            )
         k = self.conf.grad_accum
         scaled = self._scaler.scale(loss / k) if self.conf.mixp else loss / k
-        scaled.backward()
+        own = [p for p in self._params if p.requires_grad]
+        held = [p.grad for p in own]  # gradients someone else left: not ours, restored after
+        for p in own:
+            p.grad = None
+        scaled.backward(inputs=own, retain_graph=retain_graph)
+        index = self._index
+        for p, before in zip(own, held):
+            g, p.grad = p.grad, before
+            if g is not None:
+                j = index[id(p)]
+                self._acc[j] = g if self._acc[j] is None else self._acc[j].add_(g)
+
+    def update(self) -> None:
+        """Count one call; every `grad_accum` calls apply the accumulated gradient (unscale, clip, rate, step)."""
         self._calls += 1
-        if self._calls % k:
+        if self._calls % self.conf.grad_accum:
             return
+        held = [p.grad for p in self._params]
+        for p, g in zip(self._params, self._acc):  # a parameter the loss did not reach gets a zero gradient (as on JAX)
+            p.grad = g if g is not None else torch.zeros_like(p)
+        self._acc = [None] * len(self._params)
         rate = self.conf.rate(self._updates)
         for group in self._optim.param_groups:
             group["lr"] = rate
@@ -157,7 +196,8 @@ class Optimizer(Craft):
             skipped = self._scaler.get_scale() < before
         else:
             self._optim.step()
-        self._optim.zero_grad(set_to_none=True)
+        for p, g in zip(self._params, held):
+            p.grad = g
         self._updates += 0 if skipped else 1
 
     def run(self, loss):

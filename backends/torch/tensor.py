@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nebulae.astro import checks
+
 __all__ = ["coat", "shell"]
 
 _device = torch.device("cpu")
@@ -21,12 +23,28 @@ def device() -> torch.device:
     return _device
 
 
+def refuse_in_step(what: str) -> None:
+    """coat/shell are host transfers: refused inside a step's run, as on JAX, where they cannot run."""
+    from . import step
+
+    if step.current() is not None:
+        raise RuntimeError(checks.host_transfer_in_step(what))
+
+
 def coat(datum, as_const: bool = True):
-    """Put a number, NumPy array or tensor on the engine's device; `as_const=False` makes it require grad."""
+    """Put a number, NumPy array or tensor on the engine's device; `as_const=False` makes it require grad.
+
+    Refused inside a step's run (pass data in as arguments of the step call).
+    """
+    refuse_in_step("coat")
+    return _coat(datum, as_const)
+
+
+def _coat(datum, as_const: bool = True):
     if isinstance(datum, dict):
-        return {k: coat(v, as_const) for k, v in datum.items()}
+        return {k: _coat(v, as_const) for k, v in datum.items()}
     if isinstance(datum, (list, tuple)) and datum and not isinstance(datum[0], (int, float, bool)):
-        return type(datum)(coat(v, as_const) for v in datum)
+        return type(datum)(_coat(v, as_const) for v in datum)
     if isinstance(datum, torch.Tensor):
         tensor = datum.to(_device, non_blocking=True)
     else:
@@ -40,7 +58,11 @@ def coat(datum, as_const: bool = True):
 
 
 def shell(datum, as_np: bool = True):
-    """Bring a tensor back from the device: a NumPy array, or a Python scalar for one element."""
+    """Bring a tensor back from the device: a NumPy array, or a Python scalar for one element.
+
+    Refused inside a step's run (return the value from the step and shell it outside).
+    """
+    refuse_in_step("shell")
     if isinstance(datum, dict):
         return {k: shell(v, as_np) for k, v in datum.items()}
     if isinstance(datum, (list, tuple)):

@@ -4,12 +4,28 @@ A mode-dependent craft (BatchNorm, Dropout, ...) asks `training_of(craft, defaul
 `gear()` made inside the active context wins, then the context's own mode (Rudder = train,
 Prober/Nozzle = eval), then the craft's geared default. A `gear()` made inside a context lasts
 until that context exits, on both engines, so a step written once behaves the same on both.
+
+`gear(..., stats=False)` keeps train mode (batch statistics, active dropout) but leaves running
+statistics alone: BatchNorm asks `updates_stats(craft, default)`, which follows the same order
+(in-context gear, then the context's mode, then the craft's geared default) and is False in eval
+mode. The setting is carried as a `Gear` (training, stats) in `Mode.overrides`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import NamedTuple
+
+STATS_ATTR = "_gear_stats"  # a craft's geared default for `stats` (set by gear(..., stats=False) outside contexts)
+
+
+class Gear(NamedTuple):
+    """A craft's setting: train mode, and whether train-mode calls update its running statistics."""
+
+    training: bool
+    stats: bool = True
+
 
 _local = threading.local()
 
@@ -30,7 +46,7 @@ class Mode:
     applies = False  # are gradients applied by optimizers?
 
     def __init__(self):
-        self.overrides: dict[int, bool] = {}
+        self.overrides: dict[int, Gear | bool] = {}  # craft id -> Gear (a bool b reads as Gear(b, b))
 
     def __enter__(self):
         _stack().append(self)
@@ -58,10 +74,11 @@ class Mode:
     def __bool__(self) -> bool:
         return self.training
 
-    def override(self, craft_ids: Iterable[int], training: bool) -> None:
+    def override(self, craft_ids: Iterable[int], training: bool, stats: bool = True) -> None:
         """Record a `gear()` made inside this context for these crafts."""
+        gear = Gear(bool(training), bool(stats))
         for i in craft_ids:
-            self.overrides[i] = training
+            self.overrides[i] = gear
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -73,6 +90,34 @@ def active() -> Mode | None:
     return stack[-1] if stack else None
 
 
+def probing() -> bool:
+    """Whether a Prober is active anywhere on the stack (optimizers and EMAs then apply nothing)."""
+    return any(ctx.kind == "prober" for ctx in _stack())
+
+
+def gear_of(craft: object, default: bool) -> Gear:
+    """`craft`'s setting now, stats normalised to False in eval mode (hashable: JAX's step cache key uses it).
+
+    `default` is the craft's geared train flag; its geared stats default is its STATS_ATTR (True if unset).
+    """
+    stack = _stack()
+    if not stack:
+        training, stats = bool(default), getattr(craft, STATS_ATTR, True)
+    else:
+        key = id(craft)
+        for ctx in reversed(stack):
+            if key in ctx.overrides:
+                training, stats = _as_gear(ctx.overrides[key])
+                break
+        else:
+            training = stats = stack[-1].training
+    return Gear(training, training and stats)
+
+
+def _as_gear(value: Gear | bool) -> Gear:
+    return value if isinstance(value, Gear) else Gear(bool(value), bool(value))
+
+
 def training_of(craft: object, default: bool) -> bool:
     """Whether `craft` runs in train mode now (see the module docstring for the order)."""
     stack = _stack()
@@ -81,8 +126,33 @@ def training_of(craft: object, default: bool) -> bool:
     key = id(craft)
     for ctx in reversed(stack):
         if key in ctx.overrides:
-            return ctx.overrides[key]
+            value = ctx.overrides[key]
+            return value.training if isinstance(value, Gear) else value
     return stack[-1].training
+
+
+def updates_stats(craft: object, default: bool) -> bool:
+    """Whether `craft` updates its running statistics now: train mode, and not geared with stats=False."""
+    return gear_of(craft, default).stats
+
+
+def set_stats_default(crafts: Iterable[object], stats: bool) -> None:
+    """Record `stats` as these crafts' geared default (gear() outside a context); unset means True."""
+    for craft in crafts:
+        if getattr(craft, STATS_ATTR, True) != stats:
+            setattr(craft, STATS_ATTR, stats)
+
+
+def as_stats(stats: object, gr: object) -> bool:
+    """Check gear()'s `stats` argument: a bool, and only with a train/eval setting (not an Engine)."""
+    if not isinstance(stats, bool):
+        raise TypeError(f"gear(..., stats=) takes True or False, got {type(stats).__name__}")
+    if not stats and hasattr(gr, "place"):
+        raise TypeError(
+            "gear(engine, stats=False): stats applies to train/eval gearing; place the craft with gear(engine), "
+            "then call gear(True or a Rudder, stats=False)"
+        )
+    return stats
 
 
 def as_training(gr: object) -> bool:

@@ -25,6 +25,22 @@ def check_instance(x, chs: int, what: str) -> None:
         )
 
 
+def check_batch_values(x, what: str) -> None:
+    """Raise ValueError when train-mode batch statistics would see one value per channel (torch's rule).
+
+    A batch statistic over (N, C, *spatial) uses N x prod(spatial) values per channel; with one value
+    the variance is 0 and the running variance would decay towards it, so both engines refuse it.
+    """
+    values = x.shape[0] * math.prod(x.shape[2:])
+    if values == 1:
+        raise ValueError(
+            f"{what}: train mode needs more than one value per channel for batch statistics, got input "
+            f"{tuple(x.shape)} (N x spatial = 1); give a batch with more than one value per channel "
+            f"(N > 1 or a spatial size > 1), or run {what} in eval mode (gear(False), Nozzle or Prober) "
+            "to normalise with its running statistics"
+        )
+
+
 def check_condition(in_chs: int, what: str) -> None:
     """Raise ValueError when a conditional norm's condition width `in_chs` is below 2."""
     if in_chs < 2:
