@@ -295,7 +295,7 @@ def test_a_step_that_raises_while_tracing_leaves_the_state_intact(dock):
     assert bad.optz.updates == 1
 
 
-def test_a_failed_value_check_inside_a_step_raises_after_the_state_is_written_back(dock, engine):
+def test_a_failed_value_check_inside_a_step_raises_and_updates_nothing(dock, engine):
     """A run-time failure: a value check (checkify on JAX) fails inside the compiled step."""
     from nebulae import law
 
