@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from nebulae.astro import checks, labels
+from nebulae.astro import labels
 from nebulae.astro.args import check_same_shape as _same_shape
 
 from .checks import check
@@ -21,16 +21,12 @@ def _f32(*arrays):
 
 
 def bad_labels(y: jax.Array, nclass: int, ignore: int, craft: str) -> jax.Array:
-    """Mask of the labels that are neither `ignore` nor a class id in [0, nclass) (see nebulae.astro.labels).
+    """The labels that break the class-label rule (see `nebulae.astro.labels.bad_labels`)."""
+    return labels.bad_labels(y, nclass, ignore, craft, check, _first_index)
 
-    With value checks on, any such label raises the shared ValueError naming the first one.
-    """
-    bad = (y != ignore) & ((y < 0) | (y >= nclass))
-    if checks.enabled():
-        index = jnp.argmax(bad.reshape(-1))
-        message = labels.bad_label_message(craft, nclass, ignore, y.shape)
-        check(~bad.any(), message, label=y.reshape(-1)[index], index=index)
-    return bad
+
+def _first_index(mask: jax.Array) -> jax.Array:
+    return jnp.argmax(mask.reshape(-1))
 
 
 def nan_if(value: jax.Array, bad: jax.Array) -> jax.Array:

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from nebulae.astro import checks, labels
+from nebulae.astro import labels
 from nebulae.astro.args import check_same_shape as _same_shape
 
 from .checks import check
@@ -17,16 +17,12 @@ __all__ = ["MSE", "MAE", "Huber", "Charbon", "SigmXE", "SftmXE", "OHEM"]
 
 
 def bad_labels(y: torch.Tensor, nclass: int, ignore: int, craft: str) -> torch.Tensor:
-    """Mask of the labels that are neither `ignore` nor a class id in [0, nclass) (see nebulae.astro.labels).
+    """The labels that break the class-label rule (see `nebulae.astro.labels.bad_labels`)."""
+    return labels.bad_labels(y, nclass, ignore, craft, check, _first_index)
 
-    With value checks on, any such label raises the shared ValueError naming the first one.
-    """
-    bad = (y != ignore) & ((y < 0) | (y >= nclass))
-    if checks.enabled():
-        index = bad.reshape(-1).int().argmax()
-        message = labels.bad_label_message(craft, nclass, ignore, y.shape)
-        check(~bad.any(), message, label=y.reshape(-1)[index], index=index)
-    return bad
+
+def _first_index(mask: torch.Tensor) -> torch.Tensor:
+    return mask.reshape(-1).int().argmax()
 
 
 def nan_if(value: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,8 @@ outside [0, C) is an error when value checks are on (nebulae.astro.checks), and 
 
 from __future__ import annotations
 
+from nebulae.astro import checks
+
 IGNORE_INDEX = -100
 
 
@@ -26,3 +28,16 @@ def bad_label_message(craft: str, nclass: int, ignore: int, shape) -> str:
         f"{craft}: label {{label}} {where} is not a class id in [0, {nclass}) ({nclass} classes) "
         f"nor ignore_index {ignore}; fix the labels, or set the labels to skip to {ignore}"
     )
+
+
+def bad_labels(y, nclass: int, ignore: int, craft: str, check, first_index):
+    """Mask of the labels in `y` (an engine array) that are neither `ignore` nor a class id in [0, nclass).
+
+    With value checks on, any such label raises the shared ValueError through the engine's `check`,
+    naming the first one (`first_index(mask)`: the flat position of the first True entry).
+    """
+    bad = (y != ignore) & ((y < 0) | (y >= nclass))
+    if checks.enabled():
+        index = first_index(bad)
+        check(~bad.any(), bad_label_message(craft, nclass, ignore, y.shape), label=y.reshape(-1)[index], index=index)
+    return bad
