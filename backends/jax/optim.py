@@ -122,7 +122,7 @@ class Optimizer(Craft):
                 f"{type(self).__name__}(loss) must be called inside a step craft's run on JAX "
                 "(the step differentiates and updates); call the step craft from the loop"
             )
-        if rec.probing or gearbox.probing():
+        if gearbox.probing():
             return  # a Prober computes gradients and applies nothing
         ctx = gearbox.active()
         if ctx is not None and not ctx.applies:

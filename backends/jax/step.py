@@ -66,7 +66,6 @@ def tracing() -> bool:
 class Recorder:
     """What a trace of `run` noted: objectives named by `optz(loss)`, and actions deferred past the update."""
 
-    probing: bool = False
     objectives: list = field(default_factory=list)  # (helper uid, scalar loss)
     deferred: list = field(default_factory=list)  # helper uids whose `after_update` runs post-update
 
@@ -409,7 +408,7 @@ def _train_step(plan: Plan, forward, values, arrays):
 def _probe_step(plan: Plan, forward, values, arrays, wrt):
     """Gradients of the returned scalar w.r.t. all parameters and the chosen inputs; nothing is updated."""
     param_idx = plan.param_idx
-    rec = Recorder(probing=True)
+    rec = Recorder()
 
     def target_fn(param_values, inputs):
         full = list(values)

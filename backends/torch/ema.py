@@ -39,9 +39,9 @@ class EMA(Craft):
         """Fold the hull's weights into the shadow; inside a step, after the step's updates (as on JAX)."""
         if self._swapped:
             raise RuntimeError("EMA.update() while the shadow is swapped in (after on()); call off() first")
-        call = _step.current()
-        if gearbox.probing() or (call is not None and call.probing):
+        if gearbox.probing():
             return  # a Prober applies nothing
+        call = _step.current()
         if call is not None:
             call.defer(self)
             return

@@ -133,9 +133,9 @@ class Optimizer(Craft):
         self._updates = 0
 
     def __call__(self, loss: torch.Tensor) -> None:
-        call = _step.current()
-        if gearbox.probing() or (call is not None and call.probing):
+        if gearbox.probing():
             return  # a Prober computes gradients and applies nothing
+        call = _step.current()
         ctx = gearbox.active()
         if ctx is not None and not ctx.applies:
             raise RuntimeError(

@@ -33,7 +33,6 @@ _local = threading.local()
 class Call:
     """A top-level craft call in progress: what its `run` recorded for after it returns."""
 
-    probing: bool = False
     objectives: list = field(default_factory=list)  # (optimizer, scalar loss)
     deferred: list = field(default_factory=list)  # EMAs to fold after the updates
 
@@ -84,7 +83,7 @@ def top_call(craft, forward, args: tuple, kwargs: dict):
     args, kwargs = _coat_host((args, kwargs))
     ctx = gearbox.active()
     probing = ctx is not None and ctx.kind == "prober"
-    call = _local.call = Call(probing=probing)
+    _local.call = call = Call()
     try:
         if probing:
             return _probe(craft, forward, ctx, args, kwargs)
