@@ -21,7 +21,7 @@ def net_of(dock):
             self.conv = dock.Conv(3, 4, (3, 3), padding=1)
             self.bn = dock.BN(4, 2)
             self.act = dock.Relu()
-            self.up = dock.TransConv(4, 2, None, (2, 2), stride=2)
+            self.up = dock.TransConv(4, 2, (2, 2), stride=2)
             self.head = [dock.Dense(2 * 8 * 8, 8), dock.Dense(8, 5)]
 
         def run(self, x):

@@ -177,7 +177,7 @@ def test_transconv_matches_torch_functional_and_jax(case):
     _, cin, cout, out_size, kernel, stride, padding, dilation, group, spatial = case
     x = rand(2, cin, *spatial)
     out_t, out_j, craft_t, _ = parity.outputs(
-        lambda d: d.TransConv(cin, cout, out_size, kernel, stride, padding, dilation, group, b_init=d.Normal()), x
+        lambda d: d.TransConv(cin, cout, kernel, stride, padding, dilation, group, out_size=out_size, b_init=d.Normal()), x
     )
     parity.assert_same(out_t, out_j, what="TransConv torch vs jax")
     w = craft_t.export_weights()
@@ -194,7 +194,7 @@ def test_transconv_matches_torch_functional_and_jax(case):
 
 def test_transconv_output_size_as_torch_module():
     x = rand(1, 3, 4, 5)
-    out_t, out_j, craft_t, _ = parity.outputs(lambda d: d.TransConv(3, 2, (8, 10), (3, 3), 2, 1), x)
+    out_t, out_j, craft_t, _ = parity.outputs(lambda d: d.TransConv(3, 2, (3, 3), 2, 1, out_size=(8, 10)), x)
     parity.assert_same(out_t, out_j, what="TransConv out_size")
     module = torch.nn.ConvTranspose2d(3, 2, (3, 3), 2, 1)
     module.load_state_dict({k: T(v) for k, v in craft_t.export_weights().items()})
@@ -210,7 +210,7 @@ def test_transconv_asymmetric_padding_is_the_adjoint_of_conv():
     cx, _, _, _ = parity.outputs(lambda d: d.Conv(2, 3, (3, 4), 2, pad, w_init=kernel, b_init=d.Void()), x)
     y = rand(*cx.shape, seed=2)
     ty, ty_j, _, _ = parity.outputs(
-        lambda d: d.TransConv(3, 2, (7, 8), (3, 4), 2, pad, w_init=kernel, b_init=d.Void()), y
+        lambda d: d.TransConv(3, 2, (3, 4), 2, pad, out_size=(7, 8), w_init=kernel, b_init=d.Void()), y
     )
     parity.assert_same(ty, ty_j, what="asymmetric TransConv torch vs jax")
     assert ty.shape == x.shape
@@ -227,17 +227,17 @@ def test_transconv_asymmetric_padding_is_the_adjoint_of_conv():
 def test_transconv_fixed_kernel_and_gradients():
     kernel = rand(2, 3, 3, 3, seed=3)
     out_t, out_j, craft_t, craft_j = parity.outputs(
-        lambda d: d.TransConv(2, 3, None, (3, 3), 2, w_init=kernel), rand(1, 2, 3, 4)
+        lambda d: d.TransConv(2, 3, (3, 3), 2, w_init=kernel), rand(1, 2, 3, 4)
     )
     parity.assert_same(out_t, out_j, what="fixed-kernel TransConv")
     assert sorted(craft_t.export_weights()) == sorted(craft_j.export_weights()) == ["bias"]
-    probe_grads(lambda d: d.TransConv(4, 2, (9, 8), (3, 2), 2, [0, 1, 1, 0], 1, 2, b_init=d.Normal()), rand(2, 4, 4, 4))
+    probe_grads(lambda d: d.TransConv(4, 2, (3, 2), 2, [0, 1, 1, 0], 1, 2, out_size=(9, 8), b_init=d.Normal()), rand(2, 4, 4, 4))
 
 
 def test_transconv_bad_arguments_raise_clearly():
-    both_raise(ValueError, "1-, 2- and 3-D", lambda d: d.TransConv(2, 2, None, (3, 3, 3, 3)))
-    both_raise(ValueError, "divide by group", lambda d: d.TransConv(3, 4, None, (3, 3), group=2))
-    both_raise(ValueError, "must be >= 0", lambda d: d.TransConv(2, 2, None, (3, 3), padding=-1))
+    both_raise(ValueError, "1-, 2- and 3-D", lambda d: d.TransConv(2, 2, (3, 3, 3, 3)))
+    both_raise(ValueError, "divide by group", lambda d: d.TransConv(3, 4, (3, 3), group=2))
+    both_raise(ValueError, "must be >= 0", lambda d: d.TransConv(2, 2, (3, 3), padding=-1))
     both_raise(
-        ValueError, r"must be in \[9, 10\]", lambda d: d.TransConv(2, 2, (12, 9), (3, 3), 2, 1), rand(1, 2, 5, 5)
+        ValueError, r"must be in \[9, 10\]", lambda d: d.TransConv(2, 2, (3, 3), 2, 1, out_size=(12, 9)), rand(1, 2, 5, 5)
     )

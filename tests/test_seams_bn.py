@@ -216,10 +216,10 @@ def gan(dock):
         def __init__(self):
             super().__init__("G")
             self.main = [
-                dock.TransConv(LATENT, 6, None, (2, 2), 1, 0, b_init=dock.Void()),
+                dock.TransConv(LATENT, 6, (2, 2), 1, 0, b_init=dock.Void()),
                 dock.BN(6, 2),
                 dock.Relu(),
-                dock.TransConv(6, 1, None, (4, 4), 2, 1, b_init=dock.Void()),
+                dock.TransConv(6, 1, (4, 4), 2, 1, b_init=dock.Void()),
                 dock.Tanh(),
             ]
 

@@ -210,7 +210,7 @@ def dtype_error(craft, dtype):
 FLOAT_CRAFTS = [
     ("Dense", lambda d: d.Dense(6, 3), (2, 6)),
     ("Conv", lambda d: d.Conv(2, 3, (3, 3), padding=1), (2, 2, 5, 5)),
-    ("TransConv", lambda d: d.TransConv(2, 3, None, (3, 3), stride=2), (2, 2, 4, 4)),
+    ("TransConv", lambda d: d.TransConv(2, 3, (3, 3), stride=2), (2, 2, 4, 4)),
     ("PRelu", lambda d: d.PRelu(), (2, 6)),
 ]
 

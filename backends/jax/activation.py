@@ -9,7 +9,7 @@ import numpy as np
 from nebulae.astro.args import check_float_input
 
 from .craft import Craft
-from .linear import parameter
+from .legacy import parameter
 
 __all__ = ["Relu", "LRelu", "PRelu", "Gelu", "Silu", "Tanh", "Sigm", "Sftm", "Sftp"]
 

@@ -13,7 +13,7 @@ from nebulae.astro.args import check_float_input
 
 from .craft import Craft
 from .dropout import draw, new_stream
-from .linear import Dense, parameter
+from .legacy import Dense, parameter
 
 __all__ = ["MHAttn"]
 

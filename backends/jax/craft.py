@@ -10,12 +10,18 @@ import numpy as np
 from flax import nnx
 
 from nebulae.astro import gearbox, precision, statedict
+from nebulae.astro.crafts import tree
 
+from . import kernels
 from . import step as _step
 
 __all__ = ["Craft"]
 
 WEIGHT_TYPES = (nnx.Param, nnx.BatchStat)
+
+
+class FixedWeight(nnx.Variable):
+    """A non-trainable constant (a fixed convolution kernel, a graph basis); not exported with the weights."""
 
 
 class Craft(nnx.Module):
@@ -28,11 +34,47 @@ class Craft(nnx.Module):
     """
 
     _mixp: str | None = None
+    ops = kernels.OPS  # the layer kernels front crafts call (backends/jax/kernels)
+    dock = None  # the JAX dock namespace, set when it is built
 
     def __init__(self, scope: str = "CRAFT"):
         self.scope = scope
         self._training = True
         self._uid = _step.new_uid()
+
+    def param(self, name: str, array: np.ndarray | None) -> None:
+        """Declare a trainable parameter from an initialised NumPy array (None: no parameter)."""
+        setattr(self, name, None if array is None else nnx.Param(jnp.asarray(array)))
+
+    def buffer(self, name: str, array: np.ndarray) -> None:
+        """Declare a non-trainable state array that is exported and checkpointed (BN statistics)."""
+        array = np.asarray(array)
+        if array.dtype == np.int64:  # JAX runs without 64-bit integers
+            array = array.astype(np.int32)
+        setattr(self, name, nnx.BatchStat(jnp.asarray(array)))
+
+    def fixed(self, name: str, array: np.ndarray) -> None:
+        """Declare a constant array that moves with the craft but is neither trained nor exported."""
+        setattr(self, name, FixedWeight(jnp.asarray(array)))
+
+    def sub_crafts(self) -> list[tuple[str, Any]]:
+        """(name, sub-craft) pairs in assignment order; lists and dicts of crafts as Python lists and dicts."""
+        out = []
+        for name, child in vars(self).items():
+            if isinstance(child, nnx.List):
+                child = list(child)
+            elif isinstance(child, nnx.Dict):
+                child = dict(child)
+            if isinstance(child, nnx.Module) or (
+                isinstance(child, (list, dict)) and child and all(isinstance(c, nnx.Module) for c in _members(child))
+            ):
+                out.append((name, child))
+        return out
+
+    def __repr__(self) -> str:
+        return tree.render(self)
+
+    __str__ = __repr__  # nnx's Representable defines its own __str__
 
     def run(self, *args, **kwargs):
         """The forward computation; subclasses define it."""
@@ -136,6 +178,10 @@ class Craft(nnx.Module):
                 current = target.get_value()
                 target.set_value(jnp.asarray(np.asarray(arrays[key]), dtype=current.dtype))
         return report
+
+
+def _members(child):
+    return child.values() if isinstance(child, dict) else child
 
 
 def _cast_floating(tree, dtype: str):

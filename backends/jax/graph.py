@@ -14,9 +14,9 @@ from nebulae.astro import init as _init
 from nebulae.astro.args import check_float_input
 from nebulae.astro.graphinit import filter_weights
 
-from .conv import FixedWeight
+from .legacy import FixedWeight
 from .craft import Craft
-from .linear import parameter
+from .legacy import parameter
 
 __all__ = ["GraphConvEig", "GraphConvLap", "GraphConvAdj"]
 

@@ -22,7 +22,7 @@ from nebulae.astro.normargs import sn_initial_uv as _sn_initial_uv
 from nebulae.astro.normargs import sn_matrix_dim as _sn_matrix_dim
 
 from .craft import Craft
-from .linear import Dense, parameter
+from .legacy import Dense, parameter
 
 __all__ = ["BN", "IN", "LN", "GN", "CBN", "CIN", "SN"]
 

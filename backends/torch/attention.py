@@ -9,7 +9,7 @@ from nebulae.astro.args import check_attention_inputs as _check_inputs
 from nebulae.astro.args import check_float_input
 
 from .craft import Craft
-from .linear import Dense, parameter
+from .legacy import Dense, parameter
 
 __all__ = ["MHAttn"]
 

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from nebulae.astro import gearbox, precision, statedict
+from nebulae.astro.crafts import tree
 
+from . import kernels
 from . import step as _step
 
 __all__ = ["Craft"]
@@ -23,10 +25,38 @@ class Craft(nn.Module):
     """
 
     _mixp: torch.dtype | None = None
+    ops = kernels.OPS  # the layer kernels front crafts call (backends/torch/kernels)
+    dock = None  # the torch dock namespace, set when it is built
 
     def __init__(self, scope: str = "CRAFT"):
         super().__init__()
         self.scope = scope
+
+    def param(self, name: str, array: np.ndarray | None) -> None:
+        """Declare a trainable parameter from an initialised NumPy array (None: no parameter)."""
+        setattr(self, name, None if array is None else nn.Parameter(torch.from_numpy(np.ascontiguousarray(array))))
+
+    def buffer(self, name: str, array: np.ndarray) -> None:
+        """Declare a non-trainable state array that is exported and checkpointed (BN statistics)."""
+        self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(array)))
+
+    def fixed(self, name: str, array: np.ndarray) -> None:
+        """Declare a constant array that moves with the craft but is neither trained nor exported."""
+        self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(array)), persistent=False)
+
+    def sub_crafts(self) -> list[tuple[str, Any]]:
+        """(name, sub-craft) pairs in registration order; lists and dicts of crafts as Python lists and dicts."""
+        out = []
+        for name, child in self.named_children():
+            if isinstance(child, nn.ModuleList):
+                child = list(child)
+            elif isinstance(child, nn.ModuleDict):
+                child = dict(child)
+            out.append((name, child))
+        return out
+
+    def __repr__(self) -> str:
+        return tree.render(self)
 
     def run(self, *args, **kwargs):
         """The forward computation; subclasses define it."""

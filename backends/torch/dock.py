@@ -1,61 +1,19 @@
-"""The torch dock namespace: every craft, context and helper the front `nebulae.astro.dock` serves.
+"""The torch dock namespace: the front catalogue bound to this engine's Craft, plus its own modes,
+coat/shell, optimizers, EMA and augmentations (nebulae.astro.crafts.binding.build_dock)."""
 
-Each concern module lists its public crafts in `__all__`; this module gathers them, so adding a
-craft means adding it to its module (and that module's `__all__`) on both engines.
-"""
+import importlib
 
-from nebulae.astro.namespace import gather
+from nebulae.astro.crafts.binding import build_dock
 
-from . import (
-    activation,
-    attention,
-    augment,
-    conv,
-    craft,
-    dropout,
-    elementwise,
-    ema,
-    graph,
-    linalg,
-    linear,
-    loss,
-    metric,
-    mode,
-    norm,
-    optim,
-    pad,
-    pool,
-    recurrent,
-    reduce,
-    resample,
-    shape,
-    tensor,
-)
+from . import augment, craft, ema, mode, optim, tensor
 
-_MODULES = [
-    craft,
-    mode,
-    tensor,
-    linear,
-    conv,
-    pad,
-    pool,
-    graph,
-    activation,
-    dropout,
-    norm,
-    recurrent,
-    attention,
-    shape,
-    resample,
-    elementwise,
-    reduce,
-    linalg,
-    loss,
-    metric,
-    optim,
-    ema,
-    augment,
+_LEGACY = [
+    importlib.import_module(f"{__package__}.{name}")
+    for name in (
+        "linear conv pad pool graph activation dropout norm recurrent attention shape resample elementwise "
+        "reduce linalg loss metric"
+    ).split()
+    if importlib.util.find_spec(f"{__package__}.{name}") is not None
 ]
 
-__all__ = gather(globals(), _MODULES)
+__all__ = build_dock(globals(), craft.Craft, [mode, tensor, *_LEGACY, optim, ema, augment])

@@ -14,7 +14,7 @@ from nebulae.astro.args import check_float_input
 from nebulae.astro.graphinit import filter_weights
 
 from .craft import Craft
-from .linear import parameter
+from .legacy import parameter
 
 __all__ = ["GraphConvEig", "GraphConvLap", "GraphConvAdj"]
 

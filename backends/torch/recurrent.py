@@ -17,7 +17,7 @@ from nebulae.astro import init as _init
 from nebulae.astro.args import check_float_input
 
 from .craft import Craft
-from .linear import parameter
+from .legacy import parameter
 
 __all__ = ["RNN", "BiRNN", "LSTM", "BiLSTM"]
 

@@ -26,7 +26,7 @@ real_label, fake_label = 1.0, 0.0
 
 def up(in_chs: int, out_chs: int, stride: int = 2, padding: int = 1):
     """nn.ConvTranspose2d(in_chs, out_chs, 4, stride, padding, bias=False)."""
-    return dock.TransConv(in_chs, out_chs, None, (4, 4), stride, padding, b_init=dock.Void())
+    return dock.TransConv(in_chs, out_chs, (4, 4), stride, padding, b_init=dock.Void())
 
 
 def down(in_chs: int, out_chs: int, stride: int = 2, padding: int = 1):

@@ -18,7 +18,7 @@ def build(dock) -> dict:
     """The DCGAN crafts written against `dock`."""
 
     def up(in_chs: int, out_chs: int, kernel=(4, 4), stride: int = 2, padding: int = 1):
-        return dock.TransConv(in_chs, out_chs, None, kernel, stride, padding, b_init=dock.Void())
+        return dock.TransConv(in_chs, out_chs, kernel, stride, padding, b_init=dock.Void())
 
     def down(in_chs: int, out_chs: int, kernel=(4, 4), stride: int = 2, padding: int = 1):
         return dock.Conv(in_chs, out_chs, kernel, stride, padding, b_init=dock.Void())

@@ -42,7 +42,7 @@ def build(dock) -> dict:
             self.down = [DoubleConv(a, b) for a, b in zip([in_chs, *widths[:-2]], widths[:-1])]
             self.pool = dock.MaxPool((2, 2), 2)
             self.bottom = DoubleConv(widths[-2], widths[-1])
-            self.up = [dock.TransConv(b, a, None, (2, 2), 2) for a, b in zip(widths[:-1], widths[1:])][::-1]
+            self.up = [dock.TransConv(b, a, (2, 2), 2) for a, b in zip(widths[:-1], widths[1:])][::-1]
             self.dec = [DoubleConv(2 * a, a) for a in widths[:-1]][::-1]
             self.concat = dock.Concat()
             self.head = dock.Conv(base_chs, out_chs, (1, 1))

@@ -87,9 +87,9 @@ def build(dock) -> dict:
                 Residual(hidden_dim, res),
                 Residual(hidden_dim, res),
                 dock.Relu(),
-                dock.TransConv(hidden_dim, half, None, (4, 4), 2, 1),
+                dock.TransConv(hidden_dim, half, (4, 4), 2, 1),
                 dock.Relu(),
-                dock.TransConv(half, c, None, (4, 4), 2, 1),
+                dock.TransConv(half, c, (4, 4), 2, 1),
             ]
 
         def run(self, x):

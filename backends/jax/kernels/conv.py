@@ -1,0 +1,45 @@
+"""Convolution kernels on JAX, on `jax.lax` with PyTorch's layouts (kernels OIHW, data NCHW)."""
+
+import jax.numpy as jnp
+from jax import lax
+
+from .base import channel_bias, value
+
+__all__ = ["conv", "trans_conv"]
+
+_DIMS = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW"), 3: ("NCDHW", "OIDHW", "NCDHW")}
+
+
+def conv(x, weight, bias, stride, pairs, dilation, groups):
+    y = lax.conv_general_dilated(
+        x,
+        value(weight, x),
+        stride,
+        pairs,
+        rhs_dilation=dilation,
+        dimension_numbers=_DIMS[len(stride)],
+        feature_group_count=groups,
+    )
+    return channel_bias(y, bias)
+
+
+def trans_conv(x, weight, bias, stride, pairs, dilation, groups, size):
+    # a stride-1 convolution of the stride-dilated input with the flipped, group-transposed kernel
+    w = value(weight, x)
+    (cin, cout_g), kernel = w.shape[:2], w.shape[2:]
+    padding = []
+    for n, k, s, d, (a, _), m in zip(x.shape[2:], kernel, stride, dilation, pairs, size):
+        padding.append((d * (k - 1) - a, m - (n - 1) * s - 1 + a))
+    w = w.reshape(groups, cin // groups, cout_g, *kernel).swapaxes(1, 2).reshape(groups * cout_g, cin // groups, *kernel)
+    w = jnp.flip(w, axis=tuple(range(2, w.ndim)))
+    y = lax.conv_general_dilated(
+        x,
+        w,
+        (1,) * len(stride),
+        padding,
+        lhs_dilation=stride,
+        rhs_dilation=dilation,
+        dimension_numbers=_DIMS[len(stride)],
+        feature_group_count=groups,
+    )
+    return channel_bias(y, bias)

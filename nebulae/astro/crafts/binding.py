@@ -1,0 +1,49 @@
+"""Binding a front craft spec to an engine's base craft: a real, picklable, documented class."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+
+def bind(spec: type, base: type, module: str) -> type:
+    """`class <spec.__name__>(spec, base)` living at module level in `module`.
+
+    The class keeps the spec's docstring and `__init__` signature (Flax's metaclass would otherwise
+    show `(*args, **kwargs)`).
+    """
+    name = spec.__name__
+    cls = type(name, (spec, base), {"__module__": module, "__qualname__": name, "__doc__": spec.__doc__})
+    signature = inspect.signature(spec.__init__)
+    cls.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+    return cls
+
+
+def bind_all(namespace: dict, specs: dict[str, type], base: type) -> list[str]:
+    """Bind every spec into `namespace` (a dock module's globals); the names bound."""
+    for name, spec in specs.items():
+        namespace[name] = bind(spec, base, namespace["__name__"])
+    return list(specs)
+
+
+def build_dock(namespace: dict, base: type, modules: list) -> list[str]:
+    """Fill an engine dock module's `namespace`: the catalogue bound to `base`, the front helpers
+    (initialisers, schedules, autoPad) and every name in each engine module's `__all__`; `__all__`."""
+    from nebulae.astro import init as _init
+    from nebulae.astro import padding as _padding
+    from nebulae.astro import schedule as _schedule
+
+    from . import catalogue
+
+    namespace["Craft"] = base
+    names = ["Craft", "autoPad", *_init.__all__, *[n for n in _schedule.__all__ if n not in ("Schedule", "rate")]]
+    namespace["autoPad"] = _padding.autoPad
+    for name in names[2:]:
+        namespace[name] = getattr(_init, name, None) or getattr(_schedule, name)
+    for module in modules:
+        for name in module.__all__:
+            namespace[name] = getattr(module, name)
+            names.append(name)
+    names += bind_all(namespace, catalogue(), base)
+    base.dock = sys.modules[namespace["__name__"]]
+    return names
