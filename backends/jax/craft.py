@@ -36,6 +36,7 @@ class Craft(nnx.Module):
     _mixp: str | None = None
     ops = kernels.OPS  # the layer kernels front crafts call (backends/jax/kernels)
     dock = None  # the JAX dock namespace, set when it is built
+    hangar = None  # the hangar models bound to this Craft, set when they are bound
 
     def __init__(self, scope: str = "CRAFT"):
         self.scope = scope

@@ -27,6 +27,7 @@ class Craft(nn.Module):
     _mixp: torch.dtype | None = None
     ops = kernels.OPS  # the layer kernels front crafts call (backends/torch/kernels)
     dock = None  # the torch dock namespace, set when it is built
+    hangar = None  # the hangar models bound to this Craft, set when they are bound
 
     def __init__(self, scope: str = "CRAFT"):
         super().__init__()

@@ -17,3 +17,5 @@ _LEGACY = [
 ]
 
 __all__ = build_dock(globals(), craft.Craft, [mode, tensor, *_LEGACY, optim, ema, augment])
+
+from . import hangar  # noqa: E402,F401 (binds the hangar to this dock's Craft)

@@ -47,3 +47,12 @@ def build_dock(namespace: dict, base: type, modules: list) -> list[str]:
     names += bind_all(namespace, catalogue(), base)
     base.dock = sys.modules[namespace["__name__"]]
     return names
+
+
+def bind_hangar(namespace: dict, base: type) -> list[str]:
+    """Bind every hangar craft into an engine's hangar module `namespace`; the model names."""
+    from nebulae.astro import hangar
+
+    bind_all(namespace, hangar.specs(), base)
+    base.hangar = sys.modules[namespace["__name__"]]
+    return list(hangar.MODELS)

@@ -3,52 +3,42 @@
 Models: `ResNet(depth)` (18/34/50, v1.5) with `ResNet18/34/50`, `VGG_16`, `DCGAN`, `VAE`, `VQVAE`,
 `UNet`. `in_shape` is always (C, H, W), as the NCHW tensors the models take.
 
-How one class serves both engines: each family module (resnet, vgg, gan, vae, vqvae, unet) defines
-its crafts inside `build(dock)`, a factory cached per dock namespace that uses only dock crafts and
-Python arithmetic (no torch or jax import). `hangar.ResNet`, ... are looked up on first access in
-the factory applied to the bound engine's dock (the access binds the engine, as `dock.Craft` does);
-`hangar.build(dock)` returns the same names for a given backend dock, e.g. both engines side by side
-in one process for parity tests. The same `init.seed(n)` builds the same weights on both engines;
-parameter paths follow torchvision and the PyTorch examples where those exist (`layer1/0/conv1/weight`,
-`features/0/bias`, `main/0/weight`, `fc21/weight`).
+Each family module (resnet, vgg, gan, vae, vqvae, unet) defines its crafts as plain module-level
+classes (listed in its `CRAFTS`) that build their layers from `self.dock`, the engine's dock, and
+their blocks from `self.hangar`. Each engine binds them to its Craft as real module-level classes
+(`nebulae.backends.torch.hangar.ResNet18`, picklable); `hangar.ResNet`, ... are the bound engine's
+(the access binds the engine, as `dock.Craft` does), and `hangar.build(dock)` gives one engine's
+models, e.g. both engines side by side in one process for parity tests. The same `init.seed(n)`
+builds the same weights on both engines; parameter paths follow torchvision and the PyTorch
+examples where those exist (`layer1/0/conv1/weight`, `features/0/bias`, `main/0/weight`, `fc21/weight`).
 """
 
 from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
-from types import SimpleNamespace
-from typing import Any
+from types import ModuleType
 
 from nebulae import law
 
-_FAMILIES = {
-    "ResNet": "resnet",
-    "ResNet18": "resnet",
-    "ResNet34": "resnet",
-    "ResNet50": "resnet",
-    "VGG_16": "vgg",
-    "DCGAN": "gan",
-    "VAE": "vae",
-    "VQVAE": "vqvae",
-    "UNet": "unet",
-}
+FAMILIES = ["resnet", "vgg", "gan", "vae", "vqvae", "unet"]
+MODELS = ["ResNet", "ResNet18", "ResNet34", "ResNet50", "VGG_16", "DCGAN", "VAE", "VQVAE", "UNet"]
 
-__all__ = [*_FAMILIES, "build", "nparams"]
+__all__ = [*MODELS, "build", "nparams", "specs"]
 
 
-def _family(name: str) -> Callable[[Any], dict]:
-    """The cached `build(dock)` factory of a family module."""
-    return importlib.import_module(f"{__name__}.{name}").build
+def specs() -> dict[str, type]:
+    """Every hangar craft spec (models and their blocks) by name, for the engines to bind."""
+    out: dict[str, type] = {}
+    for family in FAMILIES:
+        module = importlib.import_module(f"{__name__}.{family}")
+        out.update({name: getattr(module, name) for name in module.CRAFTS})
+    return out
 
 
-def build(dock) -> SimpleNamespace:
-    """Every hangar model built against `dock` (a backend dock such as `nebulae.backends.jax.dock`)."""
-    names: dict = {}
-    for family in sorted(set(_FAMILIES.values())):
-        names.update(_family(family)(dock))
-    return SimpleNamespace(**{name: names[name] for name in _FAMILIES})
+def build(dock) -> ModuleType:
+    """The hangar bound to the engine of `dock` (a backend dock such as `nebulae.backends.jax.dock`)."""
+    return dock.Craft.hangar
 
 
 def nparams(craft) -> int:
@@ -57,10 +47,9 @@ def nparams(craft) -> int:
 
 
 def __getattr__(name: str):
-    family = _FAMILIES.get(name)
-    if family is None:
-        raise AttributeError(f"nebulae.astro.hangar has no {name!r}; models: {', '.join(_FAMILIES)}")
-    return _family(family)(law.backend().dock)[name]
+    if name not in MODELS:
+        raise AttributeError(f"nebulae.astro.hangar has no {name!r}; models: {', '.join(MODELS)}")
+    return getattr(build(law.backend().dock), name)
 
 
 def __dir__():
