@@ -128,6 +128,31 @@ def test_dcgan_counts_shapes_and_range(dock):
         models(dock).DCGAN((3, 24, 32))
 
 
+def example_dcgan_shapes(nz: int, ngf: int, ndf: int, nc: int) -> tuple[dict, dict]:
+    """pytorch/examples dcgan's netG and netD state_dict shapes ('.' -> '/') for 64x64 images, written out."""
+    g, d = {}, {}
+    widths = [nz, ngf * 8, ngf * 4, ngf * 2, ngf]
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        g[f"main/{3 * i}/weight"] = (a, b, 4, 4)
+        g |= bn_shapes(f"main/{3 * i + 1}", b)
+    g["main/12/weight"] = (ngf, nc, 4, 4)
+    d["main/0/weight"] = (ndf, nc, 4, 4)
+    widths = [ndf, ndf * 2, ndf * 4, ndf * 8]
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        d[f"main/{3 * i + 2}/weight"] = (b, a, 4, 4)
+        d |= bn_shapes(f"main/{3 * i + 3}", b)
+    d["main/11/weight"] = (1, ndf * 8, 4, 4)
+    return g, d
+
+
+def test_dcgan_takes_separate_generator_and_discriminator_widths(dock):
+    gan = models(dock).DCGAN((3, 64, 64), latent_dim=100, g_chs=32, d_chs=16)
+    g, d = example_dcgan_shapes(nz=100, ngf=32, ndf=16, nc=3)
+    assert shapes(gan.generator) == g and shapes(gan.discriminator) == d
+    with pytest.raises(ValueError, match="positive widths"):
+        models(dock).DCGAN(g_chs=0)
+
+
 def test_vae_count_and_sampling_modes(dock):
     assert hangar.nparams(models(dock).VAE()) == 652_824  # the PyTorch VAE example (784-400-20)
     vae = models(dock).VAE((3, 32, 32), hidden_dim=32, latent_dim=4)

@@ -1,50 +1,123 @@
-"""backends/torch and backends/jax mirror each other: same files, same public names, same signatures."""
+"""One catalogue over two engines: each craft is written once in the front, each engine supplies the kernels its
+family's `Kernels` protocol declares, and the two docks expose the same real, documented, picklable classes."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import pickle
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from nebulae.astro import crafts, hangar
+from nebulae.backends.jax import dock as jdock
+from nebulae.backends.torch import dock as tdock
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.once
 
-MODULES = sorted(p.stem for p in (ROOT / "backends" / "torch").glob("*.py"))
+ENGINES = ("torch", "jax")
+KERNEL_FAMILIES = ["base", *crafts.FAMILIES]
 
 
-def test_same_files():
-    jax_modules = sorted(p.stem for p in (ROOT / "backends" / "jax").glob("*.py"))
-    assert jax_modules == MODULES
+def protocol_methods(family: str) -> dict[str, inspect.Signature]:
+    kernels = importlib.import_module(f"nebulae.astro.crafts.{family}").Kernels
+    out = {}
+    for name, fn in vars(kernels).items():
+        if callable(fn) and not name.startswith("_"):
+            sig = inspect.signature(fn)
+            out[name] = sig.replace(parameters=list(sig.parameters.values())[1:])
+    return out
 
 
-@pytest.mark.parametrize("name", [m for m in MODULES if m != "__init__"])
-def test_same_public_names_and_signatures(name):
-    torch_mod = importlib.import_module(f"nebulae.backends.torch.{name}")
-    jax_mod = importlib.import_module(f"nebulae.backends.jax.{name}")
-    t_all, j_all = getattr(torch_mod, "__all__", None), getattr(jax_mod, "__all__", None)
-    assert t_all is not None and j_all is not None, f"{name}: both modules need __all__"
-    assert sorted(t_all) == sorted(j_all), f"{name}: public names differ"
-    for public in t_all:
-        t_obj, j_obj = getattr(torch_mod, public), getattr(jax_mod, public)
-        assert (t_obj.__doc__ or "").strip(), f"{name}.{public} needs a docstring"
-        methods = ("__init__", "run", "__call__") if inspect.isclass(t_obj) else (None,)
-        for method in methods:
-            t_fn = t_obj if method is None else t_obj.__dict__.get(method)
-            j_fn = j_obj if method is None else j_obj.__dict__.get(method)
-            if t_fn is None and j_fn is None or not callable(t_fn) or not callable(j_fn):
-                continue
-            assert inspect.signature(t_fn) == inspect.signature(j_fn), f"{name}.{public}.{method} signature differs"
+@pytest.mark.parametrize("family", KERNEL_FAMILIES)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_engine_supplies_exactly_the_kernels_its_family_declares(family, engine):
+    declared = protocol_methods(family)
+    module = importlib.import_module(f"nebulae.backends.{engine}.kernels.{family}")
+    assert sorted(module.__all__) == sorted(declared), f"{engine} kernels/{family}.py vs the {family} Kernels protocol"
+    for name, sig in declared.items():
+        got = [p.name for p in inspect.signature(getattr(module, name)).parameters.values()]
+        assert got == list(sig.parameters), f"{engine} kernel {family}.{name}{tuple(got)} vs declared {sig}"
 
 
-def test_dock_namespaces_match():
-    from nebulae.backends.jax import dock as jdock
-    from nebulae.backends.torch import dock as tdock
+def test_every_kernel_a_craft_calls_is_declared():
+    declared = {n for f in KERNEL_FAMILIES for n in protocol_methods(f)}
+    called = set()
+    for path in (ROOT / "nebulae" / "astro").rglob("*.py"):
+        called |= set(re.findall(r"\.ops\.(\w+)\(", path.read_text()))
+    assert called - declared == set(), f"kernels called but declared by no family protocol: {called - declared}"
 
+
+def test_the_docks_expose_the_same_names_and_every_craft_once():
     assert sorted(tdock.__all__) == sorted(jdock.__all__)
     assert len(set(tdock.__all__)) == len(tdock.__all__), "a name is exported twice"
+    for name, spec in crafts.catalogue().items():
+        for dock in (tdock, jdock):
+            assert issubclass(getattr(dock, name), spec) and issubclass(getattr(dock, name), dock.Craft), name
+
+
+SPECS = {**crafts.catalogue(), **{n: s for n, s in hangar.specs().items() if n in hangar.MODELS}}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_public_craft_documents_and_shows_its_real_parameters_on_both_engines(name):
+    spec = SPECS[name]
+    expected = list(inspect.signature(spec.__init__).parameters)[1:]
+    doc = spec.__doc__ or ""
+    assert "Args:" in doc, f"{name} needs an Args: section"
+    for param in expected:
+        assert re.search(rf"^\s+{param}:", doc, re.M), f"{name}'s Args: does not document {param!r}"
+    for bound in (getattr(tdock, name, None) or tdock.Craft.hangar.__dict__[name],
+                  getattr(jdock, name, None) or jdock.Craft.hangar.__dict__[name]):  # fmt: skip
+        assert list(inspect.signature(bound).parameters) == expected, f"{bound.__module__}.{name}"
+        assert bound.__qualname__ == name and pickle.loads(pickle.dumps(bound)) is bound
+        assert "Args:" in (pydoc_text := __import__("pydoc").render_doc(bound)) and all(p in pydoc_text for p in expected)
+
+
+def test_repr_is_the_same_tree_on_both_engines():
+    from tests import parity
+
+    texts = [repr(parity.build(dock, lambda d: d.Craft.hangar.ResNet18(10, (3, 32, 32)))) for dock in parity.DOCKS]
+    assert texts[0] == texts[1]
+    assert texts[0].startswith("ResNet18(\n  (conv1): Conv(3, 64, (7, 7), stride=(2, 2), padding=3)\n")
+    assert "    (0): BasicBlock(\n      (conv1): Conv(64, 64, (3, 3), padding=1)\n" in texts[0]
+    assert len(texts[0].splitlines()) < 120
+
+
+def shared_lines() -> tuple[int, int]:
+    """(torch code lines, those that reappear word for word in the JAX backend): non-blank, non-comment, non-import."""
+
+    def lines(engine):
+        out = []
+        for path in sorted((ROOT / "backends" / engine).rglob("*.py")):
+            for line in path.read_text().splitlines():
+                s = line.strip()
+                if s and not s.startswith(("#", "import ", "from ")):
+                    out.append(s)
+        return out
+
+    jax_lines = set(lines("jax"))
+    torch_lines = lines("torch")
+    return len(torch_lines), sum(s in jax_lines for s in torch_lines)
+
+
+def test_the_two_backends_share_under_15_percent_of_their_lines():
+    total, shared = shared_lines()
+    assert shared / total < 0.15, f"{shared} of {total} torch backend lines reappear in the JAX backend"
+
+
+def test_no_front_module_imports_a_backend_module_by_string():
+    offenders = []
+    for path in (ROOT / "nebulae").rglob("*.py"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if "import_module" in line and ("backend" in line or "bound" in line):
+                offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not offenders, offenders
 
 
 def test_no_engine_imports_outside_backends():
@@ -66,3 +139,9 @@ def test_no_engine_imports_outside_backends():
             ):
                 offenders.append(f"{path.relative_to(ROOT)}: {stripped}")
     assert not offenders, offenders
+
+
+def test_import_nebulae_imports_no_engine():
+    code = "import nebulae, nebulae.astro.dock, nebulae.astro.hangar, sys; print({'torch','jax'} & set(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "set()"

@@ -70,7 +70,14 @@ class Bottleneck:
 
 
 class ResNet:
-    """ResNet-`depth` (18, 34 or 50; v1.5) for (B, C, H, W) inputs, C = in_shape[0]; returns (B, nclass) logits."""
+    """ResNet-`depth` (18, 34 or 50; v1.5) for (B, C, H, W) inputs, C = in_shape[0]; returns (B, nclass) logits.
+
+    Args:
+        depth: 18, 34 (BasicBlocks) or 50 (Bottlenecks).
+        nclass: the number of classes (logits per input).
+        in_shape: (C, H, W) of the inputs; C sets the first convolution's input channels.
+        scope: the name of this craft in checkpoints and summaries.
+    """
 
     def __init__(self, depth: int, nclass: int = 1000, in_shape=(3, 224, 224), scope: str = "RESNET"):
         super().__init__(scope)

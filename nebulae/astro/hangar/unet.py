@@ -24,7 +24,15 @@ class DoubleConv:
 
 
 class UNet:
-    """U-Net for (B, in_chs, H, W) inputs (H, W multiples of 2^depth); returns (B, out_chs, H, W) logits."""
+    """U-Net for (B, in_chs, H, W) inputs (H, W multiples of 2^depth); returns (B, out_chs, H, W) logits.
+
+    Args:
+        in_chs: input channels.
+        out_chs: output channels (logits per pixel).
+        base_chs: the channels of the first block; block i has base_chs * 2^i.
+        depth: the number of down-steps (>= 1).
+        scope: the name of this craft in checkpoints and summaries.
+    """
 
     def __init__(self, in_chs: int = 3, out_chs: int = 1, base_chs: int = 16, depth: int = 3, scope: str = "UNET"):
         super().__init__(scope)

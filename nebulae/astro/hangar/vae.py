@@ -13,6 +13,12 @@ class VAE:
     z = mu + exp(logvar / 2) * eps, with `eps` as given (shape (B, latent_dim)); without it, eps is drawn
     from the craft's `Gauss` stream in train mode and z = mu in eval mode. The logits (B, C, H, W) go
     with a sigmoid cross-entropy (`dock.SigmXE`) against inputs in [0, 1].
+
+    Args:
+        in_shape: (C, H, W) of the inputs.
+        hidden_dim: the hidden units of the encoder and decoder.
+        latent_dim: the size of the latent code z.
+        scope: the name of this craft in checkpoints and summaries.
     """
 
     def __init__(self, in_shape=(1, 28, 28), hidden_dim: int = 400, latent_dim: int = 20, scope: str = "VAE"):

@@ -16,6 +16,13 @@ class VGG_16:  # noqa: N801 (the original's name)
     """VGG-16 for (B, in_chs, H, W) inputs (H, W multiples of 32); returns (B, nclass) logits.
 
     `in_shape` (C, H, W) defaults to (in_chs, 224, 224); `p_drop` is the classifier's dropout rate.
+
+    Args:
+        in_chs: input channels.
+        nclass: the number of classes (logits per input).
+        p_drop: the dropout rate of the classifier.
+        in_shape: (C, H, W) of the inputs; None means (in_chs, 224, 224).
+        scope: the name of this craft in checkpoints and summaries.
     """
 
     def __init__(self, in_chs: int = 3, nclass: int = 1000, p_drop: float = 0.5, in_shape=None, scope: str = "VGG_16"):

@@ -54,7 +54,16 @@ class Quantiser:
 
 
 class VQVAE:
-    """VQ-VAE over (B, C, H, W) inputs; `run(x)` gives (reconstruction, vq loss, codes (B, H/4, W/4))."""
+    """VQ-VAE over (B, C, H, W) inputs; `run(x)` gives (reconstruction, vq loss, codes (B, H/4, W/4)).
+
+    Args:
+        in_shape: (C, H, W) of the inputs; H and W multiples of 4.
+        hidden_dim: the channels of the encoder and decoder.
+        ncodes: the number of codebook vectors.
+        code_dim: the size of each codebook vector.
+        beta: the weight of the commitment loss.
+        scope: the name of this craft in checkpoints and summaries.
+    """
 
     def __init__(
         self,
