@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pickle
+import pydoc
 import re
 import subprocess
 import sys
@@ -76,7 +77,8 @@ def test_every_public_craft_documents_and_shows_its_real_parameters_on_both_engi
                   getattr(jdock, name, None) or jdock.Craft.hangar.__dict__[name]):  # fmt: skip
         assert list(inspect.signature(bound).parameters) == expected, f"{bound.__module__}.{name}"
         assert bound.__qualname__ == name and pickle.loads(pickle.dumps(bound)) is bound
-        assert "Args:" in (pydoc_text := __import__("pydoc").render_doc(bound)) and all(p in pydoc_text for p in expected)
+        text = pydoc.render_doc(bound)
+        assert "Args:" in text and all(p in text for p in expected), f"help({name}) misses an argument"
 
 
 def test_repr_is_the_same_tree_on_both_engines():
