@@ -177,7 +177,10 @@ def test_transconv_matches_torch_functional_and_jax(case):
     _, cin, cout, out_size, kernel, stride, padding, dilation, group, spatial = case
     x = rand(2, cin, *spatial)
     out_t, out_j, craft_t, _ = parity.outputs(
-        lambda d: d.TransConv(cin, cout, kernel, stride, padding, dilation, group, out_size=out_size, b_init=d.Normal()), x
+        lambda d: d.TransConv(
+            cin, cout, kernel, stride, padding, dilation, group, out_size=out_size, b_init=d.Normal()
+        ),
+        x,
     )
     parity.assert_same(out_t, out_j, what="TransConv torch vs jax")
     w = craft_t.export_weights()
@@ -231,7 +234,10 @@ def test_transconv_fixed_kernel_and_gradients():
     )
     parity.assert_same(out_t, out_j, what="fixed-kernel TransConv")
     assert sorted(craft_t.export_weights()) == sorted(craft_j.export_weights()) == ["bias"]
-    probe_grads(lambda d: d.TransConv(4, 2, (3, 2), 2, [0, 1, 1, 0], 1, 2, out_size=(9, 8), b_init=d.Normal()), rand(2, 4, 4, 4))
+    probe_grads(
+        lambda d: d.TransConv(4, 2, (3, 2), 2, [0, 1, 1, 0], 1, 2, out_size=(9, 8), b_init=d.Normal()),
+        rand(2, 4, 4, 4),
+    )
 
 
 def test_transconv_bad_arguments_raise_clearly():
@@ -239,5 +245,8 @@ def test_transconv_bad_arguments_raise_clearly():
     both_raise(ValueError, "divide by group", lambda d: d.TransConv(3, 4, (3, 3), group=2))
     both_raise(ValueError, "must be >= 0", lambda d: d.TransConv(2, 2, (3, 3), padding=-1))
     both_raise(
-        ValueError, r"must be in \[9, 10\]", lambda d: d.TransConv(2, 2, (3, 3), 2, 1, out_size=(12, 9)), rand(1, 2, 5, 5)
+        ValueError,
+        r"must be in \[9, 10\]",
+        lambda d: d.TransConv(2, 2, (3, 3), 2, 1, out_size=(12, 9)),
+        rand(1, 2, 5, 5),
     )

@@ -61,4 +61,4 @@ def test_wheel_carries_backends_and_imports_outside_the_checkout(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     module, path = r.stdout.split()
-    assert module == "nebulae.backends.jax.linear" and path.startswith(str(site))
+    assert module == "nebulae.backends.jax.dock" and path.startswith(str(site))

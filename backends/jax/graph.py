@@ -14,9 +14,8 @@ from nebulae.astro import init as _init
 from nebulae.astro.args import check_float_input
 from nebulae.astro.graphinit import filter_weights
 
-from .legacy import FixedWeight
 from .craft import Craft
-from .legacy import parameter
+from .legacy import FixedWeight, parameter
 
 __all__ = ["GraphConvEig", "GraphConvLap", "GraphConvAdj"]
 

@@ -1,4 +1,4 @@
-"""The hangar's models bound to the JAX Craft: module-level classes such as `nebulae.backends.jax.hangar.ResNet18`."""
+"""The hangar's models bound to the JAX Craft: module-level classes (`nebulae.backends.jax.hangar.ResNet18`)."""
 
 from nebulae.astro.crafts.binding import bind_hangar
 

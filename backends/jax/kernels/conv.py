@@ -30,7 +30,8 @@ def trans_conv(x, weight, bias, stride, pairs, dilation, groups, size):
     padding = []
     for n, k, s, d, (a, _), m in zip(x.shape[2:], kernel, stride, dilation, pairs, size):
         padding.append((d * (k - 1) - a, m - (n - 1) * s - 1 + a))
-    w = w.reshape(groups, cin // groups, cout_g, *kernel).swapaxes(1, 2).reshape(groups * cout_g, cin // groups, *kernel)
+    w = w.reshape(groups, cin // groups, cout_g, *kernel).swapaxes(1, 2)
+    w = w.reshape(groups * cout_g, cin // groups, *kernel)
     w = jnp.flip(w, axis=tuple(range(2, w.ndim)))
     y = lax.conv_general_dilated(
         x,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from types import SimpleNamespace
 
 
 def bind(spec: type, base: type, module: str) -> type:
@@ -24,6 +25,23 @@ def bind_all(namespace: dict, specs: dict[str, type], base: type) -> list[str]:
     for name, spec in specs.items():
         namespace[name] = bind(spec, base, namespace["__name__"])
     return list(specs)
+
+
+def gather_kernels(modules: list) -> SimpleNamespace:
+    """One namespace (`self.ops`) of the kernels in an engine's family kernel modules (base plus every family)."""
+    from . import FAMILIES
+
+    names = {m.__name__.rsplit(".", 1)[-1] for m in modules}
+    missing = {"base", *FAMILIES} - names
+    if missing:
+        raise RuntimeError(f"kernel modules missing for the craft families {sorted(missing)}")
+    ops = SimpleNamespace()
+    for module in modules:
+        for name in module.__all__:
+            if hasattr(ops, name):
+                raise RuntimeError(f"kernel {name!r} of {module.__name__} is already defined")
+            setattr(ops, name, getattr(module, name))
+    return ops
 
 
 def build_dock(namespace: dict, base: type, modules: list) -> list[str]:
