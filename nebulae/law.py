@@ -11,12 +11,14 @@ the binding, remembers `n` and seeds the engine when it binds (the last seed giv
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import threading
 import traceback
-from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nebulae.backend import Backend
 
 ENGINES = {"pytorch": "torch", "torch": "torch", "jax": "jax"}
 CANONICAL = {"torch": "pytorch", "jax": "jax"}
@@ -26,7 +28,7 @@ _lock = threading.RLock()
 _chosen: str | None = None  # canonical name set through Law.CORE
 _bound: str | None = None  # canonical name once a backend was imported
 _bound_where: str = ""
-_backend: ModuleType | None = None
+_backend: Backend | None = None
 _seed: int | None = None  # an engine seed given before the binding, applied when the engine binds
 
 
@@ -101,8 +103,8 @@ def _where() -> str:
     return "<nebulae internals>"
 
 
-def backend() -> ModuleType:
-    """Bind the engine named by `Law.CORE` (once) and return its backend package."""
+def backend() -> Backend:
+    """Bind the engine named by `Law.CORE` (once) and return its backend package (see `nebulae.backend`)."""
     global _bound, _bound_where, _backend
     if _backend is not None:
         return _backend
@@ -117,9 +119,9 @@ def backend() -> ModuleType:
                     f"nebulae: the {engine!r} engine needs the package {dist!r}, which is not installed. "
                     f"Install it with: pip install 'nebulae[{short}]'"
                 )
-        module = importlib.import_module(f"nebulae.backends.{short}")
+        module = _load(short)
         if _seed is not None:  # before publishing: no thread sees the engine unseeded
-            _seeder(module)(_seed)
+            _seed_with(module, _seed)
         _bound, _bound_where, _backend = engine, _where(), module
         return module
 
@@ -128,7 +130,7 @@ def seed_engine(seed: int) -> None:
     """Seed the engine's global random generator: the bound one now, else the one that binds later, when it binds.
 
     Args:
-        seed: a non-negative integer, handed to the backend's `tensor.manual_seed` (checked by the caller).
+        seed: a non-negative integer, handed to the backend's `manual_seed` (checked by the caller; JAX has none).
     """
     global _seed
     with _lock:
@@ -136,13 +138,23 @@ def seed_engine(seed: int) -> None:
             _seed = seed
             return
         module = _backend
-    _seeder(module)(seed)
+    _seed_with(module, seed)
 
 
-def _seeder(module: ModuleType):
-    return importlib.import_module(f"{module.__name__}.tensor").manual_seed
+def _seed_with(module: Backend, seed: int) -> None:
+    if module.manual_seed is not None:  # JAX has no global generator
+        module.manual_seed(seed)
 
 
-def bound_backend() -> ModuleType | None:
+def _load(short: str) -> Backend:
+    """Import the engine package `nebulae.backends.<short>`: the one place the front imports an engine."""
+    if short == "torch":
+        from nebulae.backends import torch as package
+    else:
+        from nebulae.backends import jax as package
+    return package
+
+
+def bound_backend() -> Backend | None:
     """The bound backend package, or None when nothing is bound yet (never binds)."""
     return _backend

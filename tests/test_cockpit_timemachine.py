@@ -305,9 +305,9 @@ def test_a_kill_during_drop_leaves_the_previous_anchor_intact(dock, engine, tmp_
             break
     assert landed, "the kill never landed inside the second drop"
     suffix = _suffix(engine)
-    from nebulae.cockpit.timemachine import _anchor_module
+    from nebulae.cockpit.timemachine import _backend_of
 
-    module = _anchor_module(_big(dock))
+    module = _backend_of(_big(dock)).anchor
     assert _temporaries(folder), "the killed drop left no temporary data behind (it was not mid-write)"
     listed = anchors.listing(folder, "BIG", suffix, module.is_complete)
     assert [os.path.basename(p) for _, p in listed] == [f"BIG-1{suffix}"]  # temporaries are no anchors
@@ -488,7 +488,7 @@ def test_background_errors_surface_at_the_next_wait(dock, tmp_path, monkeypatch)
         def wait(self):
             raise RuntimeError("disk full (simulated)")
 
-    module = timemachine._anchor_module(mlp(dock))
+    module = timemachine._backend_of(mlp(dock)).anchor
     monkeypatch.setattr(module, "save", lambda *a, **k: Failing())
     tm = TimeMachine(tmp_path, tmp_path)
     tm.drop(mlp(dock))  # returns: the failure happens "in the background"

@@ -1,7 +1,11 @@
-"""The JAX/Flax NNX backend: one compiled step per craft call, optax, Orbax, sharding. Mirrors `backends/torch/`."""
+"""The JAX/Flax NNX backend: one compiled step per craft call, optax, Orbax, sharding. Implements
+`nebulae.backend.Backend`."""
 
-from . import dock
+from .. import lazy_parts
+from . import dock, hangar, kernels, tensor
 from .tensor import devices
 
 ENGINE = "jax"
-__all__ = ["dock", "devices", "ENGINE"]
+manual_seed = None  # no global generator: each random craft owns a key drawn from the initialiser stream
+__all__ = ["ENGINE", "dock", "tensor", "anchor", "universe", "summary", "kernels", "hangar", "devices"]
+__getattr__ = lazy_parts(__name__, ("anchor", "universe", "summary"))  # Orbax and the mesh load on first use

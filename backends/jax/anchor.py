@@ -31,24 +31,11 @@ from flax import nnx
 
 from nebulae.astro import statedict
 from nebulae.cockpit import anchors
+from nebulae.cockpit.engine import check_gpu_count, no_gpu, restrict_gpus
 
+from . import ema as _ema
+from . import optim as _optim
 from . import tensor as _tensor
-from .ema import EMA, _swapped
-from .optim import Optimizer
-
-__all__ = [
-    "COLLECTIVE",
-    "SUFFIX",
-    "step_of",
-    "check_unswapped",
-    "save",
-    "read",
-    "shapes",
-    "apply",
-    "is_complete",
-    "select_devices",
-    "place",
-]
 
 SUFFIX = ""
 COLLECTIVE = True  # under a Multiverse: Orbax's save is collective: every host calls it, the primary host writes
@@ -56,19 +43,11 @@ _MEMORY_VARS = ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION
 
 
 def step_of(craft) -> int | None:
-    """The number of updates applied by the optimizers inside `craft` (the largest), or None without one."""
-    steps = [m.updates for _, m in nnx.iter_graph(craft) if isinstance(m, Optimizer)]
-    return max(steps) if steps else None
+    return max((m.updates for _, m in nnx.iter_graph(craft) if isinstance(m, _optim.Updater)), default=None)
 
 
-def check_unswapped(craft) -> None:
-    """Raise RuntimeError when an EMA inside `craft` has its shadow swapped in (after `on()`)."""
-    for path, m in nnx.iter_graph(craft):
-        if isinstance(m, EMA) and m._uid in _swapped:
-            raise RuntimeError(
-                f"the EMA at {'/'.join(map(str, path)) or type(craft).__name__!r} is switched on (its shadow weights "
-                "are in the model): call off() before TimeMachine.drop/to, or the anchor would mix both sets of weights"
-            )
+def swapped_emas(craft) -> list[str]:
+    return ["/".join(map(str, p)) for p, m in nnx.iter_graph(craft) if isinstance(m, _ema.Updater) and m.swapped()]
 
 
 def _variables(craft) -> dict[str, nnx.Variable]:
@@ -106,10 +85,6 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def save(craft, path: str, meta: dict, scope: str | None, asynchronous: bool):
-    """Start writing the state of `craft` (within `scope`) and `meta` to the anchor `path`; return its Pending.
-
-    The returned object's `wait()` finishes the save (raising its error, if any) and `path` names the anchor.
-    """
     path = os.path.abspath(path)  # Orbax takes absolute paths only
     flat, keys = {}, {}
     for key, var in _variables(craft).items():
@@ -122,8 +97,7 @@ def save(craft, path: str, meta: dict, scope: str | None, asynchronous: bool):
             value = jax.random.key_data(value)
         flat[key] = value
         keys[key] = {"shape": list(np.shape(value)), "dtype": str(value.dtype), **entry}
-    if not flat:
-        raise ValueError(f"{type(craft).__name__} has nothing to save within scope {scope!r}")
+    anchors.check_some(flat, craft, scope)
     target = anchors.temporary(path, "nebulae-new") if os.path.lexists(path) else path
     checkpointer = ocp.AsyncCheckpointer(ocp.CompositeCheckpointHandler())
     checkpointer.save(
@@ -161,13 +135,11 @@ class _Pending:
             anchors.remove(old)
 
 
-def is_complete(path: str) -> bool:
-    """Whether `path` is a finished anchor of this engine (an Orbax directory under its final name)."""
+def is_complete(path: str) -> bool:  # an Orbax directory under its final name
     return os.path.isdir(os.path.join(path, "meta")) and os.path.isdir(os.path.join(path, "state"))
 
 
-def read(path: str, craft) -> tuple[dict, dict[str, Any]]:
-    """(meta, {parameter path: value}) of the anchor at `path`, as NumPy arrays; ValueError if not ours."""
+def read(path: str, craft) -> tuple[dict, dict[str, Any]]:  # the values as NumPy arrays
     path = os.path.abspath(path)  # Orbax takes absolute paths only
     if not os.path.isdir(path):
         raise ValueError(
@@ -194,8 +166,7 @@ def read(path: str, craft) -> tuple[dict, dict[str, Any]]:
 
 
 def shapes(craft) -> dict[str, tuple]:
-    """{parameter path: shape} of everything `save` stores for `craft` (PRNG keys as their key data)."""
-    out = {}
+    out = {}  # PRNG keys as their key data
     for key, var in _variables(craft).items():
         value = var.get_raw_value()
         out[key] = tuple(np.shape(jax.random.key_data(value) if _is_key(value) else value))
@@ -203,10 +174,7 @@ def shapes(craft) -> dict[str, tuple]:
 
 
 def apply(craft, state: dict[str, Any], meta: dict, restore_rng: bool) -> None:
-    """Write `state` ({parameter path: value}, already checked) into `craft`; with `restore_rng`, the RNG too.
-
-    On JAX the random streams are Variables of the craft, restored with the rest (`restore_rng` has no extra effect).
-    """
+    # the random streams are Variables of the craft, restored with the rest (`restore_rng` has no extra effect)
     own = _variables(craft)
     for key, value in state.items():
         var = own[key]
@@ -223,12 +191,8 @@ def _placement(current):
 
 
 def select_devices(kind: str, indices: Sequence[int]) -> list:
-    """The devices for an Engine: JAX's CPU devices for 'CPU'; for 'GPU' restrict CUDA to the NVML `indices` first.
-
-    Before JAX initialises: 'CPU' keeps JAX off the GPUs (jax_platforms='cpu'); 'GPU' sets
-    CUDA_VISIBLE_DEVICES and, unless the user set an XLA_PYTHON_CLIENT_* memory variable,
-    XLA_PYTHON_CLIENT_PREALLOCATE=false. Asking for another GPU set after JAX initialised raises RuntimeError.
-    """
+    # before JAX initialises: 'CPU' keeps JAX off the GPUs (jax_platforms='cpu'); 'GPU' also sets
+    # XLA_PYTHON_CLIENT_PREALLOCATE=false unless the user set an XLA_PYTHON_CLIENT_* memory variable
     from jax._src import xla_bridge
 
     initialised = xla_bridge.backends_are_initialized()
@@ -236,35 +200,20 @@ def select_devices(kind: str, indices: Sequence[int]) -> list:
         if not initialised:
             jax.config.update("jax_platforms", "cpu")
         return jax.devices("cpu")
-    wanted = ",".join(str(i) for i in indices)
-    current = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if initialised and current != wanted:
-        raise RuntimeError(
-            f"Engine(GPU) asks for GPUs {wanted} but JAX initialised its devices already (CUDA_VISIBLE_DEVICES="
-            f"{current!r}); build the Engine before the first array, jax.devices() call or model"
-        )
-    if not initialised:
-        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-        os.environ["CUDA_VISIBLE_DEVICES"] = wanted
-        if not any(v in os.environ for v in _MEMORY_VARS):
-            os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    wanted = restrict_gpus(indices, initialised, "JAX", "the first array, jax.devices() call or model")
+    if not initialised and not any(v in os.environ for v in _MEMORY_VARS):
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     try:
         gpus = jax.devices("gpu")
     except RuntimeError as err:
-        raise RuntimeError(
-            f"Engine(GPU) selected GPUs {wanted} (CUDA_VISIBLE_DEVICES is set), but JAX {jax.__version__} has no GPU "
-            f"backend: install a CUDA build (pip install 'nebulae[cuda12]'), or the driver is not usable ({err})"
-        ) from None
-    if len(gpus) != len(indices):
-        raise RuntimeError(
-            f"Engine(GPU) selected {len(indices)} GPU(s) ({wanted}) but JAX shows {len(gpus)}: JAX was initialised "
-            "with another CUDA_VISIBLE_DEVICES"
-        )
+        why = "has no GPU backend: install a CUDA build (pip install 'nebulae[cuda12]'), or the driver is not usable"
+        why += f" ({err})"
+        raise no_gpu(wanted, f"JAX {jax.__version__}", why) from None
+    check_gpu_count(indices, len(gpus), "JAX")
     return gpus
 
 
-def place(craft, device) -> None:
-    """Move `craft` (every Variable: parameters, optimizer and EMA state, RNG streams) to `device`; `coat` follows."""
+def place(craft, device) -> None:  # every Variable: parameters, optimizer and EMA state, RNG streams
     for _, var in nnx.iter_graph(craft):
         if isinstance(var, nnx.Variable) and isinstance(var.get_raw_value(), jax.Array):
             var.set_raw_value(jax.device_put(var.get_raw_value(), device))

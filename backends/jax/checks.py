@@ -13,13 +13,7 @@ __all__ = ["check"]
 _SUFFIX = " (`check` failed)"
 
 
-def check(ok, message: str, **values) -> None:
-    """Raise ValueError(message with `values`) where `ok` is False, when value checks are on (see nebulae.astro.checks).
-
-    `values` are scalars shown in the message (`{name}` fields), e.g. the first bad label.
-    """
-    if not checks.enabled():
-        return
+def _verify(ok, message: str, values: dict) -> None:
     if isinstance(ok, jax.core.Tracer):
         fixed = {k: v for k, v in values.items() if not isinstance(v, (jax.Array, np.ndarray, np.generic))}
         for k, v in fixed.items():  # checkify formats arrays only: put the rest in now
@@ -27,6 +21,9 @@ def check(ok, message: str, **values) -> None:
         checkify.check(ok, message, **{k: v for k, v in values.items() if k not in fixed})
     elif not bool(np.all(np.asarray(ok))):
         raise ValueError(checks.render(message, {k: np.asarray(v) for k, v in values.items()}))
+
+
+check = checks.checker(_verify)
 
 
 def checked(fn):

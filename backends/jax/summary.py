@@ -8,13 +8,12 @@ import jax
 import numpy as np
 from flax import nnx
 
+from nebulae.aerolog.inspector import layer_record
+
 from . import mode as _mode
 from . import step as _step
 from . import tensor as _tensor
-from . import universe as _universe
 from .craft import Craft
-
-__all__ = ["export_onnx", "layer_calls", "parameters"]
 
 _lock = threading.Lock()
 
@@ -24,9 +23,6 @@ def _shapes(tree) -> list[tuple[int, ...]]:
 
 
 def parameters(craft) -> list[tuple[str, tuple[int, ...], str, int, bool]]:
-    """Every parameter and exported buffer (BN statistics) of `craft`: (path joined with '/', shape, dtype
-    name, bytes per element, trainable), parameters first."""
-    craft = _universe.unwrap(craft)
     out, buffers = [], []
     for path, v in nnx.iter_graph(craft):
         if isinstance(v, (nnx.Param, nnx.BatchStat)):
@@ -36,11 +32,7 @@ def parameters(craft) -> list[tuple[str, tuple[int, ...], str, int, bool]]:
     return out + buffers
 
 
-def layer_calls(craft, args: tuple, kwargs: dict) -> list[dict]:
-    """Run `craft(*args, **kwargs)` once in eval mode without gradients (state unchanged) and return one
-    record per craft call, outer calls first: path, kinds (class names of its type's MRO), depth, input and
-    output shapes, weight shape (None without one) and group count."""
-    craft = _universe.unwrap(craft)
+def layer_calls(craft, args: tuple, kwargs: dict) -> list[dict]:  # an abstract run (jax.eval_shape)
     graphdef, state = nnx.split(craft)
     leaves, treedef = jax.tree.flatten((tuple(args), dict(kwargs)))
     arrays = {i: _tensor.coat(x) for i, x in enumerate(leaves) if isinstance(x, (jax.Array, np.ndarray, np.generic))}
@@ -54,7 +46,7 @@ def layer_calls(craft, args: tuple, kwargs: dict) -> list[dict]:
                 paths.setdefault(id(m), "/".join(str(p) for p in path))
         full = [arrays.get(i, x) for i, x in enumerate(leaves)]
         a, k = jax.tree.unflatten(treedef, full)
-        with _step._Trace(_step.Recorder()), _Recording(paths, records):
+        with _step.Tracing(_step.Recorder()), _Recording(paths, records):
             return model(*a, **k)
 
     with _lock, _mode.Nozzle():
@@ -75,17 +67,8 @@ class _Recording:
         def call(module, *a, **k):
             slot = len(rec.records)
             weight = getattr(module, "weight", None)
-            rec.records.append(
-                {
-                    "path": rec.paths.get(id(module), ""),
-                    "kinds": [c.__name__ for c in type(module).__mro__],
-                    "depth": rec.depth,
-                    "inputs": _shapes((a, k)),
-                    "outputs": [],
-                    "weight": tuple(weight.get_value().shape) if isinstance(weight, nnx.Variable) else None,
-                    "group": int(getattr(module, "group", 1) or 1),
-                }
-            )
+            weight = tuple(weight.get_value().shape) if isinstance(weight, nnx.Variable) else None
+            rec.records.append(layer_record(rec.paths.get(id(module), ""), module, rec.depth, _shapes((a, k)), weight))
             rec.depth += 1
             try:
                 out = original(module, *a, **k)
@@ -103,8 +86,6 @@ class _Recording:
 
 
 def export_onnx(craft, args: tuple, kwargs: dict, path: str, opset: int) -> None:
-    """Export `craft` run on `args`/`kwargs` to an ONNX file at `path` with opset `opset` (torch only; needs the
-    onnx package)."""
     raise NotImplementedError(
         "ONNX export is available on the torch engine only (NEB_CORE=pytorch); on JAX, export the weights "
         "with craft.export_weights() and load them into the same craft on torch"

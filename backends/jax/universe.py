@@ -15,9 +15,9 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import tensor
+from nebulae.cockpit.multiverse import not_a_craft
 
-__all__ = ["SPAWNS", "join", "leave", "rank", "size", "share", "sync", "unwrap", "reduce"]
+from . import tensor
 
 SPAWNS = False  # one process drives all local devices
 AXIS = "data"
@@ -27,8 +27,8 @@ _CLUSTER_SIZES = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")  # clusters jax.distri
 
 
 def join(world: int, timeout: float) -> None:
-    """Join the other hosts when the environment describes several: JAX_COORDINATOR_ADDRESS with
-    JAX_NUM_PROCESSES and JAX_PROCESS_ID, or a cluster JAX detects itself (SLURM, Open MPI, Cloud TPU)."""
+    # the other hosts, when the environment describes several: JAX_COORDINATOR_ADDRESS with JAX_NUM_PROCESSES
+    # and JAX_PROCESS_ID, or a cluster JAX detects itself (SLURM, Open MPI, Cloud TPU)
     global _joined
     if _joined:
         return
@@ -48,7 +48,6 @@ def join(world: int, timeout: float) -> None:
 
 
 def leave(clean: bool = True) -> None:
-    """Leave the hosts' group (if joined) and forget the mesh (`clean`: the run ended without an error)."""
     global _joined, _mesh
     if _joined:
         jax.distributed.shutdown()
@@ -56,19 +55,15 @@ def leave(clean: bool = True) -> None:
     _mesh, tensor._sharding = None, None
 
 
-def rank() -> int:
-    """This process's index among the hosts (0 on one host; asks JAX only once hosts joined, so it never
-    starts JAX's devices early)."""
+def rank() -> int:  # asks JAX only once hosts joined, so it never starts JAX's devices early
     return jax.process_index() if _joined else 0
 
 
 def size() -> int:
-    """The number of processes (hosts); 1 until hosts joined."""
     return jax.process_count() if _joined else 1
 
 
-def share(world: int) -> int:
-    """How many of the `world` worlds (devices) one process drives: all of this host's share of the mesh."""
+def share(world: int) -> int:  # all of this host's share of the mesh
     return max(1, world // size())
 
 
@@ -99,13 +94,10 @@ def replicated():
 
 
 def sync(craft, sync_bn: bool, world: int):
-    """Prepare `craft` for data-parallel training over `world` worlds and return what to use in its place.
-
-    JAX: the craft itself, its whole state replicated on the mesh of `world` devices (made on first
-    use). Batch statistics are global whatever `sync_bn` says: the step sees the whole batch.
-    """
+    # the craft itself, its whole state replicated on the mesh of `world` devices (made on first use);
+    # batch statistics are global whatever `sync_bn` says: the step sees the whole batch
     if not isinstance(craft, nnx.Module):
-        raise TypeError(f"Multiverse.sync expects crafts, got {type(craft).__name__}")
+        raise not_a_craft(craft)
     _make_mesh(world)
     place = replicated()
     for _, v in nnx.iter_graph(craft):
@@ -115,20 +107,13 @@ def sync(craft, sync_bn: bool, world: int):
 
 
 def unwrap(craft):
-    """The craft itself (JAX crafts are never wrapped)."""
     return craft
 
 
 def reduce(value, aggregate: bool):
-    """Each world's share of `value` combined: the mean (sum when `aggregate`) over the worlds.
-
-    A step sees every world's data at once, so a value with a leading batch axis split over the
-    mesh holds one chunk per world: they are averaged (summed) element-wise, as torch ranks would.
-    A scalar computed over the global batch is the world-wide value already and comes back as is.
-    A host value (NumPy, Python) is this process's own: combined over the processes (hosts).
-    """
-    if isinstance(value, (list, tuple)):
-        return type(value)(reduce(v, aggregate) for v in value)
+    # A step sees every world's data at once, so a value with a leading batch axis split over the mesh holds
+    # one chunk per world: they are averaged (summed) element-wise, as torch ranks would. A scalar computed
+    # over the global batch is the world-wide value already and comes back as is.
     if not isinstance(value, jax.Array):  # a host value, this process's own: combined over the processes
         if size() == 1:
             return value

@@ -1,7 +1,12 @@
-"""The PyTorch backend: eager execution, torch.optim, DDP. Mirrors `backends/jax/` file for file."""
+"""The PyTorch backend: eager execution, torch.optim, DDP. Implements `nebulae.backend.Backend`."""
 
-from . import dock
+import torch
+
+from .. import lazy_parts
+from . import dock, hangar, kernels, tensor
 from .tensor import devices
 
 ENGINE = "pytorch"
-__all__ = ["dock", "devices", "ENGINE"]
+manual_seed = torch.manual_seed  # the global generator (CPU and every CUDA device): dropout masks, noise
+__all__ = ["ENGINE", "dock", "tensor", "anchor", "universe", "summary", "kernels", "hangar", "devices"]
+__getattr__ = lazy_parts(__name__, ("anchor", "universe", "summary"))  # imported on first use

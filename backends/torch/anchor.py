@@ -28,55 +28,29 @@ import torch
 
 from nebulae.astro import statedict
 from nebulae.cockpit import anchors
+from nebulae.cockpit.engine import check_gpu_count, no_gpu, restrict_gpus
 
+from . import ema as _ema
+from . import optim as _optim
 from . import tensor as _tensor
-from .ema import EMA
-from .optim import Optimizer
-
-__all__ = [
-    "COLLECTIVE",
-    "SUFFIX",
-    "step_of",
-    "check_unswapped",
-    "save",
-    "read",
-    "shapes",
-    "apply",
-    "is_complete",
-    "select_devices",
-    "place",
-]
 
 SUFFIX = ".pth"
 COLLECTIVE = False  # under a Multiverse: every rank holds the same weights: rank 0 alone writes
 
 
 def step_of(craft) -> int | None:
-    """The number of updates applied by the optimizers inside `craft` (the largest), or None without one."""
-    steps = [m.updates for m in craft.modules() if isinstance(m, Optimizer)]
-    return max(steps) if steps else None
+    return max((m.updates for m in craft.modules() if isinstance(m, _optim.Updater)), default=None)
 
 
-def check_unswapped(craft) -> None:
-    """Raise RuntimeError when an EMA inside `craft` has its shadow swapped in (after `on()`)."""
-    for path, m in craft.named_modules():
-        if isinstance(m, EMA) and m._swapped:
-            raise RuntimeError(
-                f"the EMA at {path.replace('.', '/') or type(craft).__name__!r} is switched on (its shadow weights are "
-                "in the model): call off() before TimeMachine.drop/to, or the anchor would mix both sets of weights"
-            )
+def swapped_emas(craft) -> list[str]:
+    return [path.replace(".", "/") for path, m in craft.named_modules() if isinstance(m, _ema.Updater) and m._swapped]
 
 
 def save(craft, path: str, meta: dict, scope: str | None, asynchronous: bool):
-    """Start writing the state of `craft` (within `scope`) and `meta` to the anchor `path`; return its Pending.
-
-    The returned object's `wait()` finishes the save (raising its error, if any) and `path` names the anchor.
-    """
     full = craft.state_dict()
     state = OrderedDict((k, v) for k, v in full.items() if statedict.within(k.replace(".", "/"), scope))
     state._metadata = getattr(full, "_metadata", OrderedDict())  # module versions, read by load_state_dict
-    if not state:
-        raise ValueError(f"{type(craft).__name__} has nothing to save within scope {scope!r}")
+    anchors.check_some(state, craft, scope)
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -146,12 +120,11 @@ class _Pending:
 
 
 def is_complete(path: str) -> bool:
-    """Whether `path` is a finished anchor of this engine (a file under its final name)."""
     return os.path.isfile(path)
 
 
 def read(path: str, craft) -> tuple[dict, dict[str, Any]]:
-    """(meta, {parameter path: value}) of the anchor at `path`, mapped to the craft's device; ValueError if not ours."""
+    # mapped to the craft's device; weights_only: a pickle that asks for code is refused, never run
     if os.path.isdir(path):
         raise ValueError(
             f"{path!r} is a directory, not a torch anchor (JAX writes Orbax directories; to move weights between "
@@ -180,15 +153,13 @@ def read(path: str, craft) -> tuple[dict, dict[str, Any]]:
 
 
 def shapes(craft) -> dict[str, tuple]:
-    """{parameter path: shape} of everything `save` stores for `craft` (extra states have shape ())."""
-    return {
+    return {  # extra states (optimizer, counters) have shape ()
         k.replace(".", "/"): tuple(v.shape) if isinstance(v, torch.Tensor) else ()
         for k, v in craft.state_dict(keep_vars=True).items()
     }
 
 
 def apply(craft, state: dict[str, Any], meta: dict, restore_rng: bool) -> None:
-    """Write `state` ({parameter path: value}, already checked) into `craft`; with `restore_rng`, the RNG too."""
     chosen = OrderedDict((k.replace("/", "."), v) for k, v in state.items())
     if meta.get("module_versions") is not None:
         chosen._metadata = meta["module_versions"]
@@ -217,45 +188,27 @@ def _first_line(err: BaseException) -> str:
 
 
 def select_devices(kind: str, indices: Sequence[int]) -> list:
-    """The devices for an Engine: ['cpu'] for 'CPU'; for 'GPU' restrict CUDA to the NVML `indices` first.
-
-    CUDA reads CUDA_VISIBLE_DEVICES once, when it initialises: asking for another set afterwards
-    raises RuntimeError (too late) instead of silently using other GPUs.
-    """
+    # CUDA reads CUDA_VISIBLE_DEVICES once, when it initialises: another set afterwards is refused (too late)
     if kind == "CPU":
         return [torch.device("cpu")]
-    wanted = ",".join(str(i) for i in indices)
-    current = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if torch.cuda.is_initialized() and current != wanted:
-        raise RuntimeError(
-            f"Engine(GPU) asks for GPUs {wanted} but torch initialised CUDA already (CUDA_VISIBLE_DEVICES="
-            f"{current!r}); build the Engine before anything touches CUDA (torch.cuda.*, .cuda(), seeding helpers)"
-        )
-    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-    os.environ["CUDA_VISIBLE_DEVICES"] = wanted
+    first = "anything touches CUDA (torch.cuda.*, .cuda(), seeding helpers)"
+    wanted = restrict_gpus(indices, torch.cuda.is_initialized(), "torch", first)
     if not torch.cuda.is_available():
-        raise RuntimeError(
-            f"Engine(GPU) selected GPUs {wanted} (CUDA_VISIBLE_DEVICES is set), but torch {torch.__version__} sees no "
-            "CUDA device: a CPU-only build of torch, or the NVIDIA driver is not usable from this process"
-        )
+        why = "sees no CUDA device: a CPU-only build of torch, or the NVIDIA driver is not usable from this process"
+        raise no_gpu(wanted, f"torch {torch.__version__}", why)
     torch.cuda.init()
     count = torch.cuda.device_count()
-    if count != len(indices):
-        raise RuntimeError(
-            f"Engine(GPU) selected {len(indices)} GPU(s) ({wanted}) but CUDA shows {count}: CUDA was initialised "
-            "before the Engine (e.g. torch.cuda.is_available() ran earlier) with another CUDA_VISIBLE_DEVICES"
-        )
+    check_gpu_count(indices, count, "CUDA", " before the Engine (e.g. torch.cuda.is_available() ran earlier)")
     return [torch.device(f"cuda:{i}") for i in range(count)]
 
 
 def place(craft, device) -> None:
-    """Move `craft` (parameters, buffers, optimizer and EMA state) to `device` and make `coat` target it."""
     device = torch.device(device)
     craft.to(device)
     for m in craft.modules():
-        if isinstance(m, EMA):
+        if isinstance(m, _ema.Updater):
             m._shadow = [t.to(device) for t in m._shadow]
-        elif isinstance(m, Optimizer):
+        elif isinstance(m, _optim.Updater):
             for slot in m._optim.state.values():
                 for key, value in slot.items():
                     if isinstance(value, torch.Tensor) and value.dim() > 0:

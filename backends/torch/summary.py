@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from nebulae.aerolog.inspector import layer_record
+
 from . import mode as _mode
 from . import tensor as _tensor
-from . import universe as _universe
 from .craft import Craft
-
-__all__ = ["export_onnx", "layer_calls", "parameters"]
 
 
 def _shapes(tree) -> list[tuple[int, ...]]:
@@ -23,9 +22,6 @@ def _shapes(tree) -> list[tuple[int, ...]]:
 
 
 def parameters(craft) -> list[tuple[str, tuple[int, ...], str, int, bool]]:
-    """Every parameter and exported buffer (BN statistics) of `craft`: (path joined with '/', shape, dtype
-    name, bytes per element, trainable), parameters first."""
-    craft = _universe.unwrap(craft)
     params = {k.replace(".", "/"): p for k, p in craft.named_parameters()}
     out = [(k, tuple(p.shape), str(p.dtype).removeprefix("torch."), p.element_size(), True) for k, p in params.items()]
     for key, value in craft.state_dict().items():
@@ -35,11 +31,7 @@ def parameters(craft) -> list[tuple[str, tuple[int, ...], str, int, bool]]:
     return out
 
 
-def layer_calls(craft, args: tuple, kwargs: dict) -> list[dict]:
-    """Run `craft(*args, **kwargs)` once in eval mode without gradients (state unchanged) and return one
-    record per craft call, outer calls first: path, kinds (class names of its type's MRO), depth, input and
-    output shapes, weight shape (None without one) and group count."""
-    craft = _universe.unwrap(craft)
+def layer_calls(craft, args: tuple, kwargs: dict) -> list[dict]:  # by forward hooks
     paths = {}
     for name, module in craft.named_modules():
         if isinstance(module, Craft):
@@ -50,17 +42,8 @@ def layer_calls(craft, args: tuple, kwargs: dict) -> list[dict]:
     def before(module, a, k):
         stack.append(len(records))
         weight = getattr(module, "weight", None)
-        records.append(
-            {
-                "path": paths.get(id(module), ""),
-                "kinds": [c.__name__ for c in type(module).__mro__],
-                "depth": len(stack) - 1,
-                "inputs": _shapes((a, k)),
-                "outputs": [],
-                "weight": tuple(weight.shape) if isinstance(weight, torch.Tensor) else None,
-                "group": int(getattr(module, "group", 1) or 1),
-            }
-        )
+        weight = tuple(weight.shape) if isinstance(weight, torch.Tensor) else None
+        records.append(layer_record(paths.get(id(module), ""), module, len(stack) - 1, _shapes((a, k)), weight))
 
     def after(module, a, k, out):
         records[stack.pop()]["outputs"] = _shapes(out)
@@ -81,13 +64,6 @@ def layer_calls(craft, args: tuple, kwargs: dict) -> list[dict]:
 
 
 def export_onnx(craft, args: tuple, kwargs: dict, path: str, opset: int) -> None:
-    """Export `craft` run on `args`/`kwargs` to an ONNX file at `path` with opset `opset` (torch only; needs the
-    onnx package)."""
-    import importlib.util
-
-    if importlib.util.find_spec("onnx") is None:
-        raise ModuleNotFoundError("ONNX export needs the onnx package: pip install onnx")
-    craft = _universe.unwrap(craft)
     args = _tensor.coat(tuple(args)) if args else ()
     kwargs = _tensor.coat(dict(kwargs)) if kwargs else {}
     with _mode.Nozzle():

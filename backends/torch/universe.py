@@ -14,15 +14,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from . import tensor
+from nebulae.cockpit.multiverse import not_a_craft
 
-__all__ = ["SPAWNS", "join", "leave", "rank", "size", "share", "sync", "unwrap", "reduce"]
+from . import tensor
 
 SPAWNS = True  # one process per world
 
 
-def join(world: int, timeout: float) -> None:
-    """Join the process group of `world` ranks named by the environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT)."""
+def join(world: int, timeout: float) -> None:  # the process group named by RANK, WORLD_SIZE, MASTER_ADDR/PORT
     if dist.is_initialized() or world <= 1:
         return
     backend = "cpu:gloo,cuda:nccl" if dist.is_nccl_available() else "gloo"
@@ -35,9 +34,7 @@ def join(world: int, timeout: float) -> None:
     )
 
 
-def leave(clean: bool = True) -> None:
-    """Leave the process group (if joined); after a `clean` run first wait for every rank (a barrier), so no
-    rank tears the group down while another still talks to it."""
+def leave(clean: bool = True) -> None:  # the barrier: no rank tears the group down while another talks to it
     if dist.is_initialized():
         if clean:
             dist.barrier()
@@ -45,17 +42,14 @@ def leave(clean: bool = True) -> None:
 
 
 def rank() -> int:
-    """This process's rank in the world (0 outside one)."""
     return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", 0))
 
 
 def size() -> int:
-    """The number of ranks in the world (1 outside one)."""
     return dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", 1))
 
 
-def share(world: int) -> int:
-    """How many of the `world` worlds (devices) one process drives: one on torch (a process per device)."""
+def share(world: int) -> int:  # a process per device
     return 1
 
 
@@ -88,18 +82,15 @@ class World(DistributedDataParallel):
 
 
 def sync(craft, sync_bn: bool, world: int):
-    """Prepare `craft` for data-parallel training over `world` worlds and return what to use in its place.
-
-    torch: a DDP wrapper (rank 0's weights broadcast to all ranks; gradients averaged in backward);
-    `sync_bn`: batch-norm statistics over the whole world's batch (an all-reduce per BN layer).
-    Outside a process group the craft comes back unchanged.
-    """
+    # a DDP wrapper (rank 0's weights broadcast to all ranks; gradients averaged in backward); `sync_bn`:
+    # batch-norm statistics over the whole world's batch (an all-reduce per BN layer). Outside a process
+    # group the craft comes back unchanged.
     if not isinstance(craft, nn.Module):
-        raise TypeError(f"Multiverse.sync expects crafts, got {type(craft).__name__}")
+        raise not_a_craft(craft)
     if not dist.is_initialized() or dist.get_world_size() == 1 or isinstance(craft, World):
         return craft
     if sync_bn:
-        from .norm import BN
+        from nebulae.astro.crafts.norm import BN
 
         for m in craft.modules():
             if isinstance(m, BN):
@@ -111,14 +102,10 @@ def sync(craft, sync_bn: bool, world: int):
 
 
 def unwrap(craft):
-    """The craft inside a World wrapper (the craft itself otherwise)."""
     return craft.module if isinstance(craft, World) else craft
 
 
-def reduce(value, aggregate: bool):
-    """The mean (sum when `aggregate`) over all ranks of each rank's `value`, detached; every rank gets it."""
-    if isinstance(value, (list, tuple)):
-        return type(value)(reduce(v, aggregate) for v in value)
+def reduce(value, aggregate: bool):  # detached; every rank gets it
     if not dist.is_initialized():
         return value
     t = value.detach().clone() if isinstance(value, torch.Tensor) else torch.as_tensor(value)

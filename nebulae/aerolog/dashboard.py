@@ -11,7 +11,6 @@ Only rank 0 prints and writes files (`nebulae.kit.rank`); every rank records, so
 from __future__ import annotations
 
 import csv
-import importlib
 import math
 import os
 import shutil
@@ -45,7 +44,7 @@ def _to_float(value: Any) -> float:
         array = np.asarray(value)
     else:
         bound = law.bound_backend()
-        shelled = importlib.import_module(f"{bound.__name__}.tensor").shell(value) if bound is not None else value
+        shelled = bound.tensor.shell(value) if bound is not None else value
         array = np.asarray(shelled)
     if array.size != 1:
         raise ValueError(f"a DashBoard metric must be a scalar, got shape {array.shape}")
@@ -56,7 +55,7 @@ def _to_array(value: Any) -> np.ndarray:
     if isinstance(value, (np.generic, np.ndarray)):
         return np.asarray(value)
     bound = law.bound_backend()
-    return np.asarray(importlib.import_module(f"{bound.__name__}.tensor").shell(value) if bound else value)
+    return np.asarray(bound.tensor.shell(value) if bound is not None else value)
 
 
 def _scalar_like(value: Any) -> bool:

@@ -8,7 +8,6 @@ so the same craft gives the same table, counts and FLOPs on both engines.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import math
 import os
@@ -22,8 +21,18 @@ from nebulae.kit.rank import rank
 __all__ = ["Inspector", "Layer", "Summary", "macs", "summarize"]
 
 
-def _summary_module():
-    return importlib.import_module(f"{law.backend().__name__}.summary")
+def layer_record(path: str, craft: Any, depth: int, inputs: list, weight: tuple | None) -> dict:
+    """One record of a backend's `summary.layer_calls`: a craft call at `path` and nesting `depth`, with its input
+    shapes and weight shape (None without one); "outputs" is filled in once the call returns."""
+    return {
+        "path": path,
+        "kinds": [c.__name__ for c in type(craft).__mro__],
+        "depth": depth,
+        "inputs": inputs,
+        "outputs": [],
+        "weight": weight,
+        "group": int(getattr(craft, "group", 1) or 1),
+    }
 
 
 def macs(record: dict) -> int:
@@ -105,10 +114,11 @@ class Inspector:
     def dissect(self, craft, *dummy_args, **dummy_kwargs) -> Summary:
         """Run `craft` once on the dummy inputs (NumPy arrays or engine tensors) in eval mode without
         gradients, leaving its mode and state unchanged, and return (and, if verbose, print) its summary."""
-        backend = _summary_module()
-        records = backend.layer_calls(craft, dummy_args, dummy_kwargs)
+        backend = law.backend()
+        inner = backend.universe.unwrap(craft)
+        records = backend.summary.layer_calls(inner, dummy_args, dummy_kwargs)
         scope = str(getattr(craft, "scope", type(craft).__name__))
-        summary = summarize(scope, records, backend.parameters(craft))
+        summary = summarize(scope, records, backend.summary.parameters(inner))
         if self.verbose and rank() == 0:
             print(summary.table, flush=True)
         return summary
@@ -120,7 +130,8 @@ class Inspector:
         path = self.export_path.with_name(self.export_path.name + ".onnx")
         path.parent.mkdir(parents=True, exist_ok=True)
         if rank() == 0:
-            _summary_module().export_onnx(craft, dummy_args, dummy_kwargs, str(path), opset)
+            backend = law.backend()
+            backend.summary.export_onnx(backend.universe.unwrap(craft), dummy_args, dummy_kwargs, str(path), opset)
         return path
 
 

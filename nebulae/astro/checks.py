@@ -11,6 +11,8 @@ when checks are off is stated in its docstring.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 _TRUE = {"1", "true", "yes", "on"}
 _enabled: bool | None = None
@@ -53,3 +55,18 @@ def host_transfer_in_step(what: str) -> str:
             else "Return the value from the step and shell() it outside"
         )
     )
+
+
+def checker(verify: Callable[[Any, str, dict], None]) -> Callable[..., None]:
+    """An engine's `check(ok, message, **values)` from its `verify(ok, message, values)` (which raises where
+    `ok` is False): the check runs only while value checks are on."""
+
+    def check(ok: Any, message: str, **values: Any) -> None:
+        """Raise ValueError(message with `values`) where `ok` is False, when value checks are on.
+
+        `values` are scalars shown in the message (`{name}` fields), e.g. the first bad label.
+        """
+        if enabled():
+            verify(ok, message, values)
+
+    return check

@@ -118,3 +118,9 @@ def fsync_folder(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def check_some(state: dict, craft, scope: str | None) -> None:
+    """ValueError unless `state` (what an engine's `anchor.save` selected within `scope`) holds something."""
+    if not state:
+        raise ValueError(f"{type(craft).__name__} has nothing to save within scope {scope!r}")

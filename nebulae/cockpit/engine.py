@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 
@@ -51,8 +50,7 @@ class Engine:
     ):
         self.device = _kind(device)
         self.gpus: list[GpuInfo] = []
-        backend = law.backend()
-        self._anchor = importlib.import_module(f"{backend.__name__}.anchor")
+        self._anchor = law.backend().anchor
         if self.device == GPU:
             self.gpus = _choose(ngpus, least_mem, available_gpus)
         self.chips = list(self._anchor.select_devices(self.device, tuple(g.index for g in self.gpus)))
@@ -114,3 +112,37 @@ def _choose(ngpus: int, least_mem: int, available_gpus: Sequence[int]) -> list[G
             f"Engine(GPU) needs {ngpus} GPU(s) with at least {least_mem} MiB free; only {len(chosen)} qualify ({table})"
         )
     return chosen
+
+
+def restrict_gpus(indices: Sequence[int], started: bool, engine: str, first: str) -> str:
+    """Make only the NVML `indices` visible to CUDA (PCI order, as NVML counts) before `engine` starts; the list.
+
+    Called by the engines' `anchor.select_devices`. When `engine` started its devices already (`started`) with
+    another set, RuntimeError says that `first` (what to build the Engine before) must come first.
+    """
+    wanted = ",".join(str(i) for i in indices)
+    current = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if started and current != wanted:
+        raise RuntimeError(
+            f"Engine(GPU) asks for GPUs {wanted} but {engine} initialised its devices already (CUDA_VISIBLE_DEVICES="
+            f"{current!r}); build the Engine before {first}"
+        )
+    if not started:
+        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+        os.environ["CUDA_VISIBLE_DEVICES"] = wanted
+    return wanted
+
+
+def no_gpu(wanted: str, engine: str, why: str) -> RuntimeError:
+    """The error of an engine (`engine`, with its version) that has no usable GPU after the GPUs `wanted` were set."""
+    return RuntimeError(f"Engine(GPU) selected GPUs {wanted} (CUDA_VISIBLE_DEVICES is set), but {engine} {why}")
+
+
+def check_gpu_count(indices: Sequence[int], count: int, engine: str, note: str = "") -> None:
+    """RuntimeError unless the engine (`engine`) shows as many GPUs (`count`) as the Engine selected (`indices`)."""
+    if count != len(indices):
+        wanted = ",".join(str(i) for i in indices)
+        raise RuntimeError(
+            f"Engine(GPU) selected {len(indices)} GPU(s) ({wanted}) but {engine} shows {count}: {engine} was "
+            f"initialised{note} with another CUDA_VISIBLE_DEVICES"
+        )

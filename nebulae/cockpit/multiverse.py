@@ -15,23 +15,25 @@ GPU; DDP), or the processes torchrun started. JAX runs one process over a device
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import pickle
 import weakref
 from collections.abc import Callable, Iterator
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 from nebulae import law
 from nebulae.cockpit.launch import WorldError, free_port, launch
+
+if TYPE_CHECKING:
+    from nebulae.backend import Universe
 
 __all__ = ["Multiverse", "WorldError"]
 
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
-def _universe() -> ModuleType:
-    return importlib.import_module(f"{law.backend().__name__}.universe")
+def _universe() -> Universe:
+    return law.backend().universe
 
 
 def _under_torchrun() -> bool:
@@ -163,6 +165,8 @@ class Multiverse:
 
     def reduce(self, tensor, aggregate: bool = False):
         """Combine every world's value: the mean, or the sum when `aggregate` (lists and tuples element-wise)."""
+        if isinstance(tensor, (list, tuple)):
+            return type(tensor)(self.reduce(v, aggregate) for v in tensor)
         return _universe().reduce(tensor, bool(aggregate))
 
     @contextlib.contextmanager
@@ -183,6 +187,11 @@ class Multiverse:
 
     def __repr__(self) -> str:
         return f"Multiverse({getattr(self.universe, '__qualname__', self.universe)}, nworld={self._nworld})"
+
+
+def not_a_craft(value) -> TypeError:
+    """The error of an engine's `universe.sync` given something that is not a craft."""
+    return TypeError(f"Multiverse.sync expects crafts, got {type(value).__name__}")
 
 
 def _enter_world(rank: int, mv: Multiverse, args: tuple, kwargs: dict) -> None:

@@ -34,18 +34,18 @@ that moment), so a later `os.chdir` changes nothing. A relative `file` lies insi
 
 from __future__ import annotations
 
-import importlib
 import os
+import sys
 import threading
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import nebulae
 from nebulae import law
 from nebulae.astro import statedict
+from nebulae.backend import AnchorIO, Backend
 from nebulae.cockpit import anchors, neutral
 from nebulae.kit.rank import is_chief
 
@@ -101,7 +101,7 @@ class TimeMachine:
         self.save_path = _absolute(save_path, "save_path")
         self.max_anchors = max_anchors
         self.asynchronous = bool(asynchronous)
-        self._pending: tuple[Any, ModuleType, str | None] | None = None
+        self._pending: tuple[Any, AnchorIO, str | None] | None = None
         self._lock = threading.RLock()
         os.makedirs(self.save_path, exist_ok=True)
 
@@ -117,14 +117,15 @@ class TimeMachine:
         file = _file(file)
         with self._lock:
             self.wait()
-            anchor = _anchor_module(craft)
-            anchor.check_unswapped(craft)
+            backend = _backend_of(craft)
+            anchor = backend.anchor
+            _check_unswapped(anchor, craft)
             anchors.sweep(self.save_path)
             step = anchor.step_of(craft)
             scope = getattr(craft, "scope", None) or type(craft).__name__
             meta = {
                 "format": FORMAT,
-                "engine": _engine_name(anchor),
+                "engine": backend.ENGINE,
                 "version": nebulae.__version__,
                 "step": -1 if step is None else int(step),
                 "scope": scope,
@@ -184,8 +185,8 @@ class TimeMachine:
         file = _file(file)
         for machine in [self, *_busy]:  # an anchor still in flight in this process must land first
             machine.wait()
-        anchor = _anchor_module(craft)
-        anchor.check_unswapped(craft)
+        anchor = _backend_of(craft).anchor
+        _check_unswapped(anchor, craft)
         if not file and neutral.is_neutral(self.ckpt_path):
             file = self.ckpt_path
         if neutral.is_neutral(file):
@@ -219,7 +220,7 @@ class TimeMachine:
         craft.import_weights({k: v for k, v in given.items() if k in expected and k not in bad}, strict=False)
         return Landing(path, int(meta.get("step", -1)), str(meta.get("engine", "")), report)
 
-    def _resolve(self, craft, file: str, anchor: ModuleType) -> str:
+    def _resolve(self, craft, file: str, anchor: AnchorIO) -> str:
         """The anchor to read: `file` as given, `file` with this engine's suffix, or the newest of the craft's scope.
 
         A ckpt_path that is itself an anchor is read when no file is named.
@@ -278,10 +279,6 @@ def _path(folder: str, file: str) -> str:
     return os.path.normpath(file if os.path.isabs(file) else os.path.join(folder, file))
 
 
-def _engine_name(anchor: ModuleType) -> str:
-    return importlib.import_module(anchor.__name__.rsplit(".", 1)[0]).ENGINE
-
-
 def _strip(file: str, suffix: str) -> str:
     for ext in {".pth", suffix} - {""}:
         if file.endswith(ext):
@@ -316,13 +313,23 @@ def _describe(report: statedict.LoadReport, limit: int = 40) -> list[str]:
     return parts
 
 
-def _anchor_module(craft) -> ModuleType:
-    """The anchor module of the engine `craft` belongs to (by its class), else of the bound engine."""
+def _backend_of(craft) -> Backend:
+    """The engine package `craft` belongs to (by its class: both engines may be loaded), else the bound engine."""
     for cls in type(craft).__mro__:
         parts = cls.__module__.split(".")
         if parts[:2] == ["nebulae", "backends"] and len(parts) > 2:
-            return importlib.import_module(f"nebulae.backends.{parts[2]}.anchor")
-    return importlib.import_module(f"{law.backend().__name__}.anchor")
+            return sys.modules[".".join(parts[:3])]  # imported with the class's module
+    return law.backend()
+
+
+def _check_unswapped(anchor: AnchorIO, craft) -> None:
+    """Raise RuntimeError when an EMA inside `craft` has its shadow swapped in (after `on()`)."""
+    swapped = anchor.swapped_emas(craft)
+    if swapped:
+        raise RuntimeError(
+            f"the EMA at {swapped[0] or type(craft).__name__!r} is switched on (its shadow weights are in the model): "
+            "call off() before TimeMachine.drop/to, or the anchor would mix both sets of weights"
+        )
 
 
 def _watch(machine: TimeMachine) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from nebulae import law
@@ -13,7 +12,7 @@ def rank() -> int:
     index), else the environment (RANK, as set by Multiverse and torchrun; NEB_RANK), else 0."""
     bound = law.bound_backend()
     if bound is not None:
-        return importlib.import_module(f"{bound.__name__}.universe").rank()
+        return bound.universe.rank()
     for name in ("RANK", "NEB_RANK"):
         if os.environ.get(name, "").strip().lstrip("-").isdigit():
             return int(os.environ[name])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,7 @@ def synchronize() -> None:
     """Wait for the bound engine's queued device work; nothing to do before an engine is bound."""
     bound = law.bound_backend()
     if bound is not None:
-        importlib.import_module(f"{bound.__name__}.tensor").synchronize()
+        bound.tensor.synchronize()
 
 
 class Timer:
