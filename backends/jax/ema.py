@@ -1,4 +1,5 @@
-"""EMA on JAX: shadow weights held as Variables in the step's state, updated after the optimizer."""
+"""The EMA base on JAX (EMA is written once in nebulae/astro/crafts/updaters.py): shadow weights as Variables
+in the step's state, folded after the optimizer updates."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from flax import nnx
 from . import step as _step
 from .craft import Craft
 
-__all__ = ["EMA"]
+__all__: list[str] = []  # the dock binds the front EMA to `Updater`
 
 
 class EmaShadow(nnx.Variable):
@@ -32,35 +33,28 @@ _swapped: set[int] = set()  # uids of EMAs whose shadow is swapped in; kept out 
 # never changes the compiled step's structure
 
 
-class EMA(Craft):
-    """Exponential moving average of a hull's float weights: shadow = decay·shadow + (1-decay)·weight.
+class Updater(Craft):
+    """The JAX side of EMA (nebulae.astro.crafts.updaters.EmaEngine and the step's `Updater`)."""
 
-    `update()` after `optz(loss)` folds the new weights in (inside a compiled step it runs after the
-    optimizer update); `on()` swaps the shadow weights into the hull (for evaluation) and `off()`
-    swaps them back, exactly (the arrays are exchanged, no arithmetic). Integer buffers are left
-    alone. Calling the EMA runs the hull.
-    """
-
-    def __init__(self, hull: Craft, decay: float = 0.999, scope: str = "EMA"):
-        super().__init__(scope)
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+    def attach(self, hull: Craft) -> None:
         self._hull = weakref.ref(hull)
-        self.decay = float(decay)
         named = [(k, v) for k, v in hull.named_weights().items() if jnp.issubdtype(v.get_value().dtype, jnp.floating)]
         self._keys = tuple(k for k, _ in named)
         self._shadows = nnx.List([EmaShadow(jnp.array(v.get_value(), copy=True)) for _, v in named])
         self.steps = EmaShadow(jnp.zeros((), jnp.int32))
+
+    def hull(self) -> Craft:
+        return self._hull()
+
+    def swapped(self) -> bool:
+        return self._uid in _swapped
 
     def _targets(self) -> list[nnx.Variable]:
         hull = self._hull()
         own = hull.named_weights()
         return [own[k] for k in self._keys]
 
-    def update(self) -> None:
-        """Fold the hull's current weights into the shadow (after the update, inside a step)."""
-        if self._uid in _swapped:
-            raise RuntimeError("EMA.update() while the shadow is swapped in (after on()); call off() first")
+    def fold_later(self) -> None:
         rec = _step.recorder()
         if rec is not None:
             rec.defer(self._uid)
@@ -86,7 +80,7 @@ class EMA(Craft):
             values[i] = v
         values[info.steps_idx] = values[info.steps_idx] + 1
 
-    def _swap(self) -> None:
+    def swap(self) -> None:
         if _step.tracing():
             raise RuntimeError("EMA.on()/off() swap weights between steps; call them outside the step's run")
         for target, shadow in zip(self._targets(), self._shadows):
@@ -95,22 +89,8 @@ class EMA(Craft):
             shadow.set_raw_value(held)
         _swapped.symmetric_difference_update({self._uid})
 
-    def on(self) -> None:
-        """Put the shadow weights into the hull (no-op if already on)."""
-        if self._uid not in _swapped:
-            self._swap()
-
-    def off(self) -> None:
-        """Put the trained weights back into the hull (no-op if already off)."""
-        if self._uid in _swapped:
-            self._swap()
-
     def shadow(self) -> dict:
-        """The shadow weights as {path: array} (the trained weights while on())."""
         return {k: s.get_value() for k, s in zip(self._keys, self._shadows)}
-
-    def run(self, *args, **kwargs):
-        return self._hull()(*args, **kwargs)
 
 
 @jax.jit

@@ -1,9 +1,9 @@
-"""Optimizers on JAX: Momentum, Nesterov, RMSProp, Adam, AdamW, Lion and Lamb as optax chains.
+"""The optimizer base on JAX (the optimizers are written once in nebulae/astro/crafts/updaters.py).
 
 Inside a compiled step, `optz(loss)` only records `loss` as this optimizer's objective; the step
 differentiates it with respect to this optimizer's parameters and calls `apply`, which runs the
-optax update functionally on the flat state (see `step.py`). Chains apply the learning rate last,
-so the update order equals torch.optim's (see `nebulae.astro.optconf`).
+optax update functionally on the flat state (see `step/update.py`). Chains apply the learning rate
+last, so the update order equals torch.optim's (see `nebulae.astro.optconf`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from nebulae.astro import gearbox, optconf, statedict
+from nebulae.astro import optconf, statedict
+from nebulae.astro.crafts.updaters import check_chosen
 
 from . import step as _step
 from .craft import Craft
 
-__all__ = ["Momentum", "Nesterov", "RMSProp", "Adam", "AdamW", "Lion", "Lamb"]
+__all__: list[str] = []  # the dock binds the front optimizers to `Updater`
 
 
 class OptSlot(nnx.Variable):
@@ -55,6 +56,10 @@ def _chain(conf: optconf.OptConf) -> optax.GradientTransformation:
         core = [optax.scale_by_adam(b1=a["mmnt1"], b2=a["mmnt2"], eps=a["eps"]), *decoupled]
     elif name == "Lion":
         core = [optax.scale_by_lion(b1=a["mmnt1"], b2=a["mmnt2"]), *decoupled]
+    elif name == "Adadelta":
+        core = [*coupled, optax.scale_by_adadelta(rho=a["rho"], eps=a["eps"])]
+    elif name == "Adagrad":
+        core = [*coupled, _scale_by_torch_adagrad(a["initial_accumulator_value"], a["eps"])]
     else:
         core = [
             optax.scale_by_adam(b1=a["mmnt1"], b2=a["mmnt2"], eps=a["eps"]),
@@ -68,36 +73,26 @@ def _chain(conf: optconf.OptConf) -> optax.GradientTransformation:
     return tx
 
 
-class Optimizer(Craft):
-    """Base of the optimizer crafts: `optz(loss)` names the objective; the step updates the hull's parameters."""
+def _scale_by_torch_adagrad(initial: float, eps: float) -> optax.GradientTransformation:
+    """torch.optim.Adagrad's scaling: g / (sqrt(sum of g²) + eps), the sum starting at `initial`."""
 
-    algorithm = ""
+    def init(params):
+        return [jnp.full_like(p, initial) for p in params]
 
-    def __init__(
-        self,
-        hull: Craft,
-        lr: float,
-        wd: float = 0.0,
-        lr_decay=None,
-        warmup: int = 0,
-        mixp: bool = False,
-        grad_limit: float = -1,
-        grad_accum: int = 1,
-        update_scope: str | None = None,
-        scope: str = "OPTZ",
-        **algorithm_args,
-    ):
-        super().__init__(scope)
-        self.conf = optconf.configure(
-            self.algorithm, lr, wd, lr_decay, warmup, mixp, grad_limit, grad_accum, update_scope, algorithm_args
-        )
+    def update(grads, state, params=None):
+        state = [s + g * g for s, g in zip(state, grads)]
+        return [g / (jnp.sqrt(s) + eps) for g, s in zip(grads, state)], state
+
+    return optax.GradientTransformation(init, update)
+
+
+class Updater(Craft):
+    """The JAX side of an optimizer (nebulae.astro.crafts.updaters.OptimizerEngine and the step's `Updater`)."""
+
+    def attach(self, hull: Craft) -> None:
         self._hull = weakref.ref(hull)  # static and outside the graph: the hull's weights keep their own paths
         named = [(k, v) for k, v in _params_of(hull) if statedict.within(k, self.conf.update_scope)]
-        if not named:
-            raise ValueError(
-                f"{type(self).__name__}: no parameters of {type(hull).__name__} lie in update_scope "
-                f"{self.conf.update_scope!r}"
-            )
+        check_chosen(self, hull, named)
         self._paths = tuple(k for k, _ in named)
         self._tx = _chain(self.conf)
         leaves, self._slot_def = jax.tree.flatten(self._tx.init([v.get_value() for _, v in named]))
@@ -115,28 +110,18 @@ class Optimizer(Craft):
         own = dict(_params_of(hull))
         return [own[k] for k in self._paths]
 
-    def __call__(self, loss) -> None:
-        rec = _step.recorder()
-        if rec is None:
+    def check_call(self) -> None:
+        if _step.recorder() is None:
             raise RuntimeError(
                 f"{type(self).__name__}(loss) must be called inside a step craft's run on JAX "
                 "(the step differentiates and updates); call the step craft from the loop"
             )
-        if gearbox.probing():
-            return  # a Prober computes gradients and applies nothing
-        ctx = gearbox.active()
-        if ctx is not None and not ctx.applies:
-            raise RuntimeError(
-                f"{type(self).__name__}(loss) was called under {type(ctx).__name__}: only a Rudder "
-                "(or no context) applies gradients"
-            )
+
+    def record(self, loss) -> None:
         loss = jnp.asarray(loss, jnp.float32)
         if self.conf.mixp:
             loss = loss * self.scale.get_value()
-        rec.objective(self._uid, loss)
-
-    def run(self, loss):
-        return self(loss)
+        _step.recorder().objective(self._uid, loss)
 
     def plan_info(self, index_of) -> OptInfo:
         """Where this optimizer's parameters and state sit in a step's flat state."""
@@ -179,32 +164,12 @@ class Optimizer(Craft):
 
     @property
     def updates(self) -> int:
-        """How many updates were applied."""
         return int(self.calls.get_value()) // self.conf.grad_accum
 
     @property
-    def lr(self) -> float:
-        """The rate the next update will use."""
-        return self.conf.rate(self.updates)
-
-    @property
     def loss_scale(self) -> float:
-        """The current dynamic loss scale (1.0 without mixp)."""
         return float(self.scale.get_value()) if self.conf.mixp else 1.0
 
 
 def _params_of(hull) -> list[tuple[str, nnx.Param]]:
     return [("/".join(str(p) for p in path), v) for path, v in nnx.iter_graph(hull) if isinstance(v, nnx.Param)]
-
-
-def _algorithm(name: str, doc: str) -> type:
-    return type(name, (Optimizer,), {"algorithm": name, "__doc__": doc, "__module__": __name__})
-
-
-Momentum = _algorithm("Momentum", "SGD with momentum `mmnt` (coupled L2 `wd`).")
-Nesterov = _algorithm("Nesterov", "SGD with Nesterov momentum `mmnt` (coupled L2 `wd`).")
-RMSProp = _algorithm("RMSProp", "RMSProp (alpha 0.99, eps 1e-8 outside the root, momentum `mmnt`; coupled L2 `wd`).")
-Adam = _algorithm("Adam", "Adam (`mmnt1`, `mmnt2`, eps 1e-8; coupled L2 `wd`).")
-AdamW = _algorithm("AdamW", "Adam with decoupled weight decay `wd` (default 0).")
-Lion = _algorithm("Lion", "Lion (`mmnt1` 0.9, `mmnt2` 0.99; decoupled `wd`).")
-Lamb = _algorithm("Lamb", "LAMB (`mmnt1`, `mmnt2`, eps 1e-6; decoupled `wd`, layer-wise trust ratio).")

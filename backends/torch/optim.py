@@ -1,4 +1,4 @@
-"""Optimizers on torch: Momentum, Nesterov, RMSProp, Adam, AdamW (torch.optim), Lion and Lamb.
+"""The optimizer base on torch (the optimizers are written once in nebulae/astro/crafts/updaters.py).
 
 `optz(loss)` inside a step records the objective; when the step's `run` returns, the loss is
 differentiated with respect to this optimizer's parameters only (into its own accumulator), and
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import torch
 
-from nebulae.astro import gearbox, optconf, statedict
+from nebulae.astro import optconf, statedict
+from nebulae.astro.crafts.updaters import check_chosen
 
 from . import step as _step
 from .craft import Craft
 
-__all__ = ["Momentum", "Nesterov", "RMSProp", "Adam", "AdamW", "Lion", "Lamb"]
+__all__: list[str] = []  # the dock binds the front optimizers to `Updater`
 
 
 class LionOptim(torch.optim.Optimizer):
@@ -84,40 +85,22 @@ def _build(conf: optconf.OptConf, params: list[torch.nn.Parameter]) -> torch.opt
         return torch.optim.AdamW(params, lr=lr, betas=(a["mmnt1"], a["mmnt2"]), eps=a["eps"], weight_decay=wd)
     if name == "Lion":
         return LionOptim(params, lr=lr, betas=(a["mmnt1"], a["mmnt2"]), weight_decay=wd)
+    if name == "Adadelta":
+        return torch.optim.Adadelta(params, lr=lr, rho=a["rho"], eps=a["eps"], weight_decay=wd)
+    if name == "Adagrad":
+        init = a["initial_accumulator_value"]
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd, initial_accumulator_value=init, eps=a["eps"])
     return LambOptim(params, lr=lr, betas=(a["mmnt1"], a["mmnt2"]), eps=a["eps"], weight_decay=wd)
 
 
-class Optimizer(Craft):
-    """Base of the optimizer crafts: `optz(loss)` differentiates and (every grad_accum calls) updates the hull."""
+class Updater(Craft):
+    """The torch side of an optimizer (nebulae.astro.crafts.updaters.OptimizerEngine): eager gradients, torch.optim."""
 
-    algorithm = ""
-
-    def __init__(
-        self,
-        hull: Craft,
-        lr: float,
-        wd: float = 0.0,
-        lr_decay=None,
-        warmup: int = 0,
-        mixp: bool = False,
-        grad_limit: float = -1,
-        grad_accum: int = 1,
-        update_scope: str | None = None,
-        scope: str = "OPTZ",
-        **algorithm_args,
-    ):
-        super().__init__(scope)
-        self.conf = optconf.configure(
-            self.algorithm, lr, wd, lr_decay, warmup, mixp, grad_limit, grad_accum, update_scope, algorithm_args
-        )
+    def attach(self, hull: Craft) -> None:
         object.__setattr__(self, "_hull", hull)  # not registered: the hull's weights keep their own paths
         named = [(k.replace(".", "/"), p) for k, p in hull.named_parameters()]
         chosen = [p for k, p in named if statedict.within(k, self.conf.update_scope)]
-        if not chosen:
-            raise ValueError(
-                f"{type(self).__name__}: no parameters of {type(hull).__name__} lie in update_scope "
-                f"{self.conf.update_scope!r}"
-            )
+        check_chosen(self, hull, chosen)
         self._params = chosen
         self._optim = _build(self.conf, chosen)
         device = chosen[0].device.type
@@ -132,19 +115,14 @@ class Optimizer(Craft):
         self._calls = 0
         self._updates = 0
 
-    def __call__(self, loss: torch.Tensor) -> None:
-        if gearbox.probing():
-            return  # a Prober computes gradients and applies nothing
-        call = _step.current()
-        ctx = gearbox.active()
-        if ctx is not None and not ctx.applies:
-            raise RuntimeError(
-                f"{type(self).__name__}(loss) was called under {type(ctx).__name__}: only a Rudder "
-                "(or no context) applies gradients"
-            )
+    def check_call(self) -> None:
+        pass  # torch: optz(loss) outside a step differentiates and updates at once
+
+    def record(self, loss: torch.Tensor) -> None:
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
             shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
             raise ValueError(f"optz(loss) needs a scalar loss, got shape {shape}")
+        call = _step.current()
         if call is not None:  # inside a step: differentiated and applied when its run returns
             call.objective(self, loss)
             return
@@ -200,22 +178,12 @@ class Optimizer(Craft):
             p.grad = g
         self._updates += 0 if skipped else 1
 
-    def run(self, loss):
-        return self(loss)
-
-    @property
-    def lr(self) -> float:
-        """The rate the next update will use."""
-        return self.conf.rate(self._updates)
-
     @property
     def updates(self) -> int:
-        """How many updates were applied."""
         return self._updates
 
     @property
     def loss_scale(self) -> float:
-        """The current dynamic loss scale (1.0 without mixp)."""
         return float(self._scaler.get_scale()) if self.conf.mixp else 1.0
 
     def get_extra_state(self) -> dict:
@@ -231,16 +199,3 @@ class Optimizer(Craft):
         if state.get("scaler"):
             self._scaler.load_state_dict(state["scaler"])
         self._calls, self._updates = int(state["calls"]), int(state["updates"])
-
-
-def _algorithm(name: str, doc: str) -> type:
-    return type(name, (Optimizer,), {"algorithm": name, "__doc__": doc, "__module__": __name__})
-
-
-Momentum = _algorithm("Momentum", "SGD with momentum `mmnt` (coupled L2 `wd`).")
-Nesterov = _algorithm("Nesterov", "SGD with Nesterov momentum `mmnt` (coupled L2 `wd`).")
-RMSProp = _algorithm("RMSProp", "RMSProp (alpha 0.99, eps 1e-8 outside the root, momentum `mmnt`; coupled L2 `wd`).")
-Adam = _algorithm("Adam", "Adam (`mmnt1`, `mmnt2`, eps 1e-8; coupled L2 `wd`).")
-AdamW = _algorithm("AdamW", "Adam with decoupled weight decay `wd` (default 0).")
-Lion = _algorithm("Lion", "Lion (`mmnt1` 0.9, `mmnt2` 0.99; decoupled `wd`).")
-Lamb = _algorithm("Lamb", "LAMB (`mmnt1`, `mmnt2`, eps 1e-6; decoupled `wd`, layer-wise trust ratio).")

@@ -2,7 +2,8 @@
 
 Every optimizer takes `(hull, lr, <algorithm args>, wd=0, lr_decay=None, warmup=0, mixp=False,
 grad_limit=-1, grad_accum=1, update_scope=None)`:
-- `wd`: weight decay; coupled L2 for Momentum/Nesterov/RMSProp/Adam, decoupled for AdamW/Lion/Lamb.
+- `wd`: weight decay; coupled L2 for Momentum/Nesterov/RMSProp/Adam/Adadelta/Adagrad, decoupled for
+  AdamW/Lion/Lamb.
 - `lr_decay`: a Schedule (StepLR, PolyLR, CosLR, ExpLR, WavyLR); `warmup`: linear warm-up updates.
 - `mixp`: dynamic loss scaling for float16 training (init 2^16, x2 every 2000 finite steps, x0.5
   and the update skipped on overflow), identical on both engines.
@@ -26,6 +27,8 @@ ALGORITHMS: dict[str, dict[str, float]] = {
     "AdamW": {"mmnt1": 0.9, "mmnt2": 0.999, "eps": 1e-8},
     "Lion": {"mmnt1": 0.9, "mmnt2": 0.99},
     "Lamb": {"mmnt1": 0.9, "mmnt2": 0.999, "eps": 1e-6},
+    "Adadelta": {"rho": 0.9, "eps": 1e-6},
+    "Adagrad": {"initial_accumulator_value": 0.0, "eps": 1e-10},
 }
 
 SCALER = {"init": 2.0**16, "growth": 2.0, "backoff": 0.5, "interval": 2000}
