@@ -38,7 +38,7 @@ def test_wheel_carries_backends_and_imports_outside_the_checkout(tmp_path):
     for needed in (
         "nebulae/backends/__init__.py",
         "nebulae/backends/torch/craft.py",
-        "nebulae/backends/jax/step.py",
+        "nebulae/backends/jax/step/compile.py",
         "nebulae/law.py",
         "nebulae/astro/dock.py",
     ):

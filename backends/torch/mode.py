@@ -1,4 +1,4 @@
-"""Rudder, Prober and Nozzle on torch: grad mode plus the shared train/eval context stack."""
+"""Rudder, Prober and Nozzle on torch: the front's modes plus torch's grad mode and native modules' flags."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from nebulae.astro import gearbox
 __all__ = ["Rudder", "Prober", "Nozzle"]
 
 
-class _TorchMode(gearbox.Mode):
+class GradMode:
+    """The torch side of a mode: grad mode on entry, native modules' train flags restored on exit."""
+
     def enter(self) -> None:
         self._grad_prev = torch.is_grad_enabled()
         torch.set_grad_enabled(self.differentiates)
@@ -25,29 +27,13 @@ class _TorchMode(gearbox.Mode):
         self._restore.append((module, module.training))
 
 
-class Rudder(_TorchMode):
-    """Train mode; gradients are computed and applied by `optz(loss)`."""
-
-    kind, training, differentiates, applies = "rudder", True, True, True
+class Rudder(GradMode, gearbox.Rudder):
+    __doc__ = gearbox.Rudder.__doc__
 
 
-class Prober(_TorchMode):
-    """Eval mode; gradients are computed but never applied (saliency, adversarial probing).
-
-    `wrt` names positional arguments of a top-level step call whose gradients are wanted; after
-    `with Prober(wrt=(0,)) as pb: out = step(x, y)`, `pb.grads` holds {'inputs': {0: dx},
-    'params': {path: dw}} for the scalar the step returned (its first output if a tuple).
-    """
-
-    kind, training, differentiates, applies = "prober", False, True, False
-
-    def __init__(self, wrt: tuple[int, ...] | int = ()):
-        super().__init__()
-        self.wrt = (wrt,) if isinstance(wrt, int) else tuple(wrt)
-        self.grads: dict = {}
+class Prober(GradMode, gearbox.Prober):
+    __doc__ = gearbox.Prober.__doc__
 
 
-class Nozzle(_TorchMode):
-    """Eval mode; no gradients are computed."""
-
-    kind, training, differentiates, applies = "nozzle", False, False, False
+class Nozzle(GradMode, gearbox.Nozzle):
+    __doc__ = gearbox.Nozzle.__doc__

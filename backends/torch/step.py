@@ -63,21 +63,6 @@ def current() -> Call | None:
     return getattr(_local, "call", None)
 
 
-def tracing() -> bool:
-    """Whether a compiled step is being traced: never on torch, which runs steps eagerly."""
-    return False
-
-
-def trace_count(craft) -> int:
-    """How many times this craft's step was traced: 0 on torch."""
-    return 0
-
-
-def compile_seconds(craft) -> float:
-    """Seconds spent compiling this craft's step: 0.0 on torch."""
-    return 0.0
-
-
 def top_call(craft, forward, args: tuple, kwargs: dict):
     """Run `craft(*args, **kwargs)` as a step: host arrays coated, objectives and deferred actions applied after."""
     args, kwargs = _coat_host((args, kwargs))

@@ -84,6 +84,40 @@ class Mode:
         return f"{type(self).__name__}()"
 
 
+class Rudder(Mode):
+    """Train mode; gradients are computed and applied by `optz(loss)` (inside a step: when its run returns)."""
+
+    kind, training, differentiates, applies = "rudder", True, True, True
+
+
+class Prober(Mode):
+    """Eval mode; gradients are computed but never applied (saliency, adversarial probing).
+
+    `wrt` names positional arguments of a top-level step call whose gradients are wanted; after
+    `with Prober(wrt=(0,)) as pb: out = step(x, y)`, `pb.grads` holds {'inputs': {0: dx},
+    'params': {path: dw}} for the scalar the step returned (its first output if a tuple).
+
+    Args:
+        wrt: the positions of the step call's array arguments to differentiate (an int or a tuple).
+    """
+
+    kind, training, differentiates, applies = "prober", False, True, False
+
+    def __init__(self, wrt: tuple[int, ...] | int = ()):
+        super().__init__()
+        self.wrt = (wrt,) if isinstance(wrt, int) else tuple(wrt)
+        self.grads: dict = {}
+
+
+class Nozzle(Mode):
+    """Eval mode; no gradients are computed."""
+
+    kind, training, differentiates, applies = "nozzle", False, False, False
+
+
+MODES = {"rudder": Rudder, "prober": Prober, "nozzle": Nozzle}
+
+
 def active() -> Mode | None:
     """The innermost active mode context, or None."""
     stack = _stack()
