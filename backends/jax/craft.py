@@ -9,8 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from nebulae.astro import gearbox, precision, statedict
-from nebulae.astro.crafts import tree
+from nebulae.astro.crafts.craft import CraftBase
 
 from . import kernels
 from . import step as _step
@@ -24,14 +23,8 @@ class FixedWeight(nnx.Variable):
     """A non-trainable constant (a fixed convolution kernel, a graph basis); not exported with the weights."""
 
 
-class Craft(nnx.Module):
-    """Base class of every model, layer and step: implement `run(*args, **kwargs)`; calling the craft runs it.
-
-    Called from Python, a craft runs as one cached `jax.jit` step over its whole state (see
-    `backends/jax/step.py`); called inside another craft's `run`, it simply runs. `scope` names
-    checkpoint files and summaries. Lists, tuples and dicts of crafts assigned as attributes are
-    registered automatically.
-    """
+class Craft(CraftBase, nnx.Module):
+    __doc__ = CraftBase.__doc__
 
     _mixp: str | None = None
     ops = kernels.OPS  # the layer kernels front crafts call (backends/jax/kernels)
@@ -43,20 +36,14 @@ class Craft(nnx.Module):
         self._training = True
         self._uid = _step.new_uid()
 
-    def param(self, name: str, array: np.ndarray | None) -> None:
-        """Declare a trainable parameter from an initialised NumPy array (None: no parameter)."""
-        setattr(self, name, None if array is None else nnx.Param(jnp.asarray(array)))
-
-    def buffer(self, name: str, array: np.ndarray) -> None:
-        """Declare a non-trainable state array that is exported and checkpointed (BN statistics)."""
+    def declare(self, kind: str, name: str, array: np.ndarray | None) -> None:
+        if array is None:
+            setattr(self, name, None)
+            return
         array = np.asarray(array)
-        if array.dtype == np.int64:  # JAX runs without 64-bit integers
+        if kind == "buffer" and array.dtype == np.int64:  # JAX runs without 64-bit integers
             array = array.astype(np.int32)
-        setattr(self, name, nnx.BatchStat(jnp.asarray(array)))
-
-    def fixed(self, name: str, array: np.ndarray) -> None:
-        """Declare a constant array that moves with the craft but is neither trained nor exported."""
-        setattr(self, name, FixedWeight(jnp.asarray(array)))
+        setattr(self, name, _VARIABLES[kind](jnp.asarray(array)))
 
     def sub_crafts(self) -> list[tuple[str, Any]]:
         """(name, sub-craft) pairs in assignment order; lists and dicts of crafts as Python lists and dicts."""
@@ -72,15 +59,6 @@ class Craft(nnx.Module):
                 out.append((name, child))
         return out
 
-    def __repr__(self) -> str:
-        return tree.render(self)
-
-    __str__ = __repr__  # nnx's Representable defines its own __str__
-
-    def run(self, *args, **kwargs):
-        """The forward computation; subclasses define it."""
-        raise TypeError(f"{type(self).__name__} must define run(...)")
-
     def __call__(self, *args, **kwargs):
         if _step.tracing():
             if self._mixp is not None:
@@ -88,12 +66,8 @@ class Craft(nnx.Module):
             return self.run(*args, **kwargs)
         return _step.compiled_call(self, args, kwargs)
 
-    def mixp(self, dtype: str = "bfloat16") -> Craft:
-        """Compute in bf16/fp16 (floating inputs are cast; layers compute in their input's dtype) while
-        weights stay float32. For float16 also give the optimizer `mixp=True` (dynamic loss scaling).
-        """
-        self._mixp = precision.compute_dtype(dtype)
-        return self
+    def set_mixp(self, dtype: str) -> None:
+        self._mixp = dtype
 
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, nnx.Module) for v in value):
@@ -104,33 +78,13 @@ class Craft(nnx.Module):
             _step.bump()
         super().__setattr__(name, value)
 
-    def gear(self, gr, stats: bool = True) -> Craft:
-        """Set train (True) / eval (False) mode, take a Rudder/Prober/Nozzle's mode, or place on an Engine.
+    def all_crafts(self) -> list:
+        return [m for _, m in nnx.iter_graph(self) if isinstance(m, Craft)]
 
-        Inside a mode context the setting lasts until the context exits; outside, it persists.
-        `stats=False` keeps train mode (batch statistics, active dropout) but leaves the running
-        statistics of this craft's BN layers untouched: for a GAN step that only needs the
-        generator's output. It is part of the compiled step's cache key.
-        """
-        stats = gearbox.as_stats(stats, gr)
-        if hasattr(gr, "place"):
-            gr.place(self)
-            return self
-        flag = gearbox.as_training(gr)
-        crafts = [m for _, m in nnx.iter_graph(self) if isinstance(m, Craft)]
-        ctx = gearbox.active()
-        if ctx is None:
-            for m in crafts:
-                if m._training != flag:
-                    m._training = flag
-            gearbox.set_stats_default(crafts, stats)
-            return self
-        ctx.override((id(m) for m in crafts), flag, stats)
-        return self
-
-    def is_training(self) -> bool:
-        """Whether this craft runs in train mode now (context, in-context gear, then its own flag)."""
-        return gearbox.training_of(self, self._training)
+    def set_training(self, crafts: list, flag: bool) -> None:
+        for m in crafts:
+            if m._training != flag:
+                m._training = flag
 
     @property
     def training(self) -> bool:
@@ -151,10 +105,6 @@ class Craft(nnx.Module):
         """All parameters (nnx.Param Variables), as a list."""
         return [v for _, v in nnx.iter_graph(self) if isinstance(v, nnx.Param)]
 
-    def weights(self):
-        """The main weight of a parametric layer."""
-        raise TypeError(f"{type(self).__name__} has no single weight tensor; use vars() or export_weights()")
-
     def named_weights(self) -> dict[str, nnx.Variable]:
         """Parameters and buffers (BN statistics) by path, joined with '/'."""
         out = {}
@@ -167,18 +117,15 @@ class Craft(nnx.Module):
         """Parameters and buffers (BN statistics) as {path: NumPy array}, paths joined with '/'."""
         return {k: np.array(jax.device_get(v.get_value())) for k, v in sorted(self.named_weights().items())}
 
-    def import_weights(self, arrays: dict[str, np.ndarray], strict: bool = True) -> statedict.LoadReport:
-        """Load {path: array} into this craft's parameters and buffers; strict raises on any mismatch."""
-        own = self.named_weights()
-        report = statedict.compare({k: tuple(v.get_value().shape) for k, v in own.items()}, arrays)
-        if strict and not report.clean:
-            raise KeyError(f"{type(self).__name__}.import_weights: {report}")
-        bad = {k for k, *_ in report.mismatched}
-        for key, target in own.items():
-            if key in arrays and key not in bad:
-                current = target.get_value()
-                target.set_value(jnp.asarray(np.asarray(arrays[key]), dtype=current.dtype))
-        return report
+    def weight_shape(self, weight: nnx.Variable) -> tuple[int, ...]:
+        return tuple(weight.get_value().shape)
+
+    def load_weights(self, chosen: dict[str, np.ndarray], own: dict[str, nnx.Variable]) -> None:
+        for key, array in chosen.items():
+            own[key].set_value(jnp.asarray(array, dtype=own[key].get_value().dtype))
+
+
+_VARIABLES = {"param": nnx.Param, "buffer": nnx.BatchStat, "fixed": FixedWeight}
 
 
 def _members(child):

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nebulae.astro import checks
+from nebulae.astro import checks, transfer
 
 __all__ = ["coat", "shell"]
 
@@ -15,13 +15,11 @@ _sharding = None  # set by Multiverse: batch-sharded placement
 
 
 def set_device(device) -> None:
-    """Make `coat` place data on this device (called by cockpit.Engine)."""
     global _device
     _device = device
 
 
 def device():
-    """The device `coat` places data on (None means JAX's default)."""
     return _device
 
 
@@ -34,15 +32,13 @@ def _refuse_in_step(datum, what: str) -> None:
 
 def coat(datum, as_const: bool = True):
     """Put a number, NumPy array or array on the engine's device (`as_const` is accepted for symmetry)."""
-    if isinstance(datum, dict):
-        return {k: coat(v, as_const) for k, v in datum.items()}
-    if isinstance(datum, (list, tuple)) and datum and not isinstance(datum[0], (int, float, bool)):
-        return type(datum)(coat(v, as_const) for v in datum)
+    return transfer.coat_tree(datum, _coat_leaf)
+
+
+def _coat_leaf(datum):
     _refuse_in_step(datum, "coat")
     if not isinstance(datum, jax.Array):
-        datum = np.asarray(datum)
-        if datum.dtype == np.float64:
-            datum = datum.astype(np.float32)
+        datum = transfer.host_array(datum)
     if _sharding is not None:
         return _shard(datum)
     return jax.device_put(datum, _device) if _device is not None else jnp.asarray(datum)
@@ -68,31 +64,19 @@ def _shard(datum):
 
 def shell(datum, as_np: bool = True):
     """Bring an array back from the device: a NumPy array, or a Python scalar for one element."""
-    if isinstance(datum, dict):
-        return {k: shell(v, as_np) for k, v in datum.items()}
-    if isinstance(datum, (list, tuple)):
-        return type(datum)(shell(v, as_np) for v in datum)
+    return transfer.shell_tree(datum, lambda leaf: _shell_leaf(leaf, as_np))
+
+
+def _shell_leaf(datum, as_np: bool):
     _refuse_in_step(datum, "shell")
-    if not isinstance(datum, (jax.Array, np.ndarray, np.generic)):
+    if not as_np or not isinstance(datum, (jax.Array, np.ndarray, np.generic)):
         return datum
-    if not as_np:
-        return datum
-    array = np.asarray(jax.device_get(datum))
-    if array.size == 1:
-        return array.item()
-    return array
+    return transfer.host_value(np.asarray(jax.device_get(datum)))
 
 
 def devices() -> list[str]:
-    """The devices JAX can use here."""
     return [str(d) for d in jax.devices()]
 
 
 def synchronize() -> None:
-    """Wait until every computation queued on the engine's devices has finished (so a clock reading includes it)."""
     jax.block_until_ready(jax.live_arrays())
-
-
-def manual_seed(seed: int) -> None:
-    """Seed the engine's global random generator (torch: CPU and every CUDA device; JAX has none: no-op)."""
-    del seed  # JAX keys are explicit; nebulae's dropout keys come from the initialiser stream

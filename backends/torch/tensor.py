@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nebulae.astro import checks
+from nebulae.astro import checks, transfer
 
 __all__ = ["coat", "shell"]
 
@@ -13,13 +13,11 @@ _device = torch.device("cpu")
 
 
 def set_device(device: str | torch.device) -> None:
-    """Make `coat` place data on this device (called by cockpit.Engine)."""
     global _device
     _device = torch.device(device)
 
 
 def device() -> torch.device:
-    """The device `coat` places data on."""
     return _device
 
 
@@ -41,20 +39,15 @@ def coat(datum, as_const: bool = True):
 
 
 def _coat(datum, as_const: bool = True):
-    if isinstance(datum, dict):
-        return {k: _coat(v, as_const) for k, v in datum.items()}
-    if isinstance(datum, (list, tuple)) and datum and not isinstance(datum[0], (int, float, bool)):
-        return type(datum)(_coat(v, as_const) for v in datum)
+    return transfer.coat_tree(datum, lambda leaf: _coat_leaf(leaf, as_const))
+
+
+def _coat_leaf(datum, as_const: bool):
     if isinstance(datum, torch.Tensor):
         tensor = datum.to(_device, non_blocking=True)
     else:
-        array = np.asarray(datum)
-        if array.dtype == np.float64:
-            array = array.astype(np.float32)
-        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(_device, non_blocking=True)
-    if not as_const:
-        tensor = tensor.detach().requires_grad_(True)
-    return tensor
+        tensor = torch.from_numpy(np.ascontiguousarray(transfer.host_array(datum))).to(_device, non_blocking=True)
+    return tensor if as_const else tensor.detach().requires_grad_(True)
 
 
 def shell(datum, as_np: bool = True):
@@ -63,21 +56,18 @@ def shell(datum, as_np: bool = True):
     Refused inside a step's run (return the value from the step and shell it outside).
     """
     refuse_in_step("shell")
-    if isinstance(datum, dict):
-        return {k: shell(v, as_np) for k, v in datum.items()}
-    if isinstance(datum, (list, tuple)):
-        return type(datum)(shell(v, as_np) for v in datum)
+    return transfer.shell_tree(datum, lambda leaf: _shell_leaf(leaf, as_np))
+
+
+def _shell_leaf(datum, as_np: bool):
     if not isinstance(datum, torch.Tensor):
         return datum
     if not as_np:
         return datum.detach().cpu()
-    if datum.numel() == 1:
-        return datum.item()
-    return datum.detach().cpu().numpy()
+    return datum.item() if datum.numel() == 1 else datum.detach().cpu().numpy()
 
 
 def devices() -> list[str]:
-    """The devices torch can use here."""
     names = ["cpu"]
     if torch.cuda.is_available():
         names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
@@ -85,11 +75,5 @@ def devices() -> list[str]:
 
 
 def synchronize() -> None:
-    """Wait until every computation queued on the engine's devices has finished (so a clock reading includes it)."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
-
-
-def manual_seed(seed: int) -> None:
-    """Seed the engine's global random generator (torch: CPU and every CUDA device; JAX has none: no-op)."""
-    torch.manual_seed(seed)
