@@ -52,6 +52,10 @@ class Initializer:
     def __call__(self, shape, dtype="float32") -> np.ndarray:
         return (self.draw(tuple(int(s) for s in shape)) * self.scale).astype(dtype)
 
+    def for_fan_in(self, fan_in: int) -> Initializer:
+        """This initialiser for a bias whose layer's weight has `fan_in` inputs (most ignore it)."""
+        return self
+
     def draw(self, shape: tuple[int, ...]) -> np.ndarray:
         raise TypeError(f"{type(self).__name__} must implement draw(shape)")
 
@@ -135,16 +139,80 @@ class Zeros(Initializer):
         return np.zeros(shape)
 
 
-def make(init, shape, dtype="float32") -> np.ndarray | None:
-    """Materialise `init` for `shape`: an Initializer, an array (used as is) or Void (-> None)."""
+class TorchUnif(Initializer):
+    """torch.nn's default for Linear and Conv layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    For a weight this is `kaiming_uniform_(a=sqrt(5))`, fan_in computed from its shape as torch does; for a bias,
+    fan_in is that of its layer's weight (Dense, Conv and TransConv pass it), as torch.nn's `reset_parameters`.
+    Select it per craft (`Dense(4, 3, w_init=TorchUnif(), b_init=TorchUnif())`) or for every layer built
+    afterwards with `default_init(TorchUnif(), TorchUnif())`.
+    """
+
+    def __init__(self, scale: float = 1.0, fan_in: int | None = None):
+        super().__init__(scale)
+        self.fan_in = fan_in
+
+    def for_fan_in(self, fan_in: int) -> Initializer:
+        return TorchUnif(self.scale, fan_in)
+
+    def draw(self, shape):
+        fan_in = self.fan_in if self.fan_in is not None else fans(shape)[0]
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        return _rng.uniform(-bound, bound, shape)
+
+
+_defaults: dict[str, Initializer] = {"w_init": XavierNorm(), "b_init": Zeros()}
+
+
+def default_init(w_init: Initializer | None = None, b_init: Initializer | None = None) -> tuple:
+    """Set the initialisers Dense, Conv and TransConv use when their w_init / b_init are not given (for crafts
+    built afterwards); return the previous (w_init, b_init) so a caller can restore them.
+
+    Args:
+        w_init: the weight initialiser (default at start: XavierNorm()); None keeps the current one.
+        b_init: the bias initialiser (default at start: Zeros()); None keeps the current one.
+
+    `default_init(TorchUnif(), TorchUnif())` gives torch.nn's defaults.
+    """
+    before = (_defaults["w_init"], _defaults["b_init"])
+    for name, value in (("w_init", w_init), ("b_init", b_init)):
+        if value is not None:
+            if not isinstance(value, Initializer):
+                raise TypeError(f"default_init: {name} must be an initialiser such as TorchUnif(), got {value!r}")
+            _defaults[name] = value
+    return before
+
+
+def chosen(init, name: str):
+    """`init` as given, or the current default of `name` ('w_init' or 'b_init') when it is None."""
+    return _defaults[name] if init is None else init
+
+
+def make(init, shape, dtype="float32", fan_in: int | None = None) -> np.ndarray | None:
+    """Materialise `init` for `shape`: an Initializer, an array (used as is) or Void (-> None).
+
+    `fan_in`: for a bias, the fan-in of its layer's weight (read by TorchUnif).
+    """
     if isinstance(init, Void):
         return None
     if isinstance(init, Initializer):
-        return init(shape, dtype)
+        return (init if fan_in is None else init.for_fan_in(fan_in))(shape, dtype)
     array = np.asarray(init, dtype=dtype)
     if tuple(array.shape) != tuple(shape):
         raise ValueError(f"initial value has shape {array.shape}, expected {tuple(shape)}")
     return array
 
 
-__all__ = ["Initializer", "Void", "XavierNorm", "XavierUnif", "Normal", "Uniform", "Orthog", "Ones", "Zeros"]
+__all__ = [
+    "Initializer",
+    "Void",
+    "XavierNorm",
+    "XavierUnif",
+    "Normal",
+    "Uniform",
+    "Orthog",
+    "Ones",
+    "Zeros",
+    "TorchUnif",
+    "default_init",
+]

@@ -100,10 +100,11 @@ class _Convolution:
         self.padding = tuple(padding) if isinstance(padding, list) else padding
         self.pairs = pad_pairs(padding, self.kernel, self.stride, self.dilation, what)
         shape = shape_of(in_chs, out_chs, group, self.kernel)
-        w_init = _init.XavierNorm() if w_init is None else w_init
+        w_init = _init.chosen(w_init, "w_init")
         declare = self.param if isinstance(w_init, _init.Initializer) else self.fixed
         declare("weight", _init.make(w_init, shape))
-        self.param("bias", _init.make(_init.Zeros() if b_init is None else b_init, (out_chs,)))
+        fan_in = _init.fans(shape)[0]  # torch's: in/group x kernel for Conv, out/group x kernel for TransConv
+        self.param("bias", _init.make(_init.chosen(b_init, "b_init"), (out_chs,), fan_in=fan_in))
 
     def weights(self):
         return self.weight
@@ -121,9 +122,10 @@ class Conv(_Convolution):
             or 'same' (keeps the size; stride 1 only, as torch).
         dilation: an int or one int per spatial dimension.
         group: the number of groups; in_chs and out_chs must divide by it.
-        w_init: weight initialiser (shape (out_chs, in_chs / group, *kernel)); default Xavier-normal. A fixed
-            array gives a non-trainable kernel (a buffer that is not exported).
-        b_init: bias initialiser; default zeros; `Void()` for no bias.
+        w_init: weight initialiser (shape (out_chs, in_chs / group, *kernel)); default Xavier-normal (or what
+            `default_init` set; `TorchUnif()` is torch.nn's default). A fixed array gives a non-trainable kernel
+            (a buffer that is not exported).
+        b_init: bias initialiser; default zeros (or what `default_init` set); `Void()` for no bias.
         scope: the name of this craft in checkpoints and summaries.
 
     The input must be floating-point (TypeError otherwise) and the dilated kernel must fit the padded input
@@ -169,8 +171,9 @@ class TransConv(_Convolution):
         group: the number of groups; in_chs and out_chs must divide by it.
         out_size: the exact spatial output size (keyword only), as torch's output_padding chooses it: it
             must lie in [nominal, nominal + max(stride, dilation) - 1]; None gives the nominal size.
-        w_init: weight initialiser (shape (in_chs, out_chs / group, *kernel), as torch's ConvTransposeNd).
-        b_init: bias initialiser; default zeros; `Void()` for no bias.
+        w_init: weight initialiser (shape (in_chs, out_chs / group, *kernel), as torch's ConvTransposeNd); default
+            Xavier-normal (or what `default_init` set; `TorchUnif()` is torch.nn's default).
+        b_init: bias initialiser; default zeros (or what `default_init` set); `Void()` for no bias.
         scope: the name of this craft in checkpoints and summaries.
 
     The arguments come in Conv's order, as torch.nn.ConvTranspose2d's (in, out, kernel, stride, padding);

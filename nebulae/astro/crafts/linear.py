@@ -26,8 +26,10 @@ class Dense:
         in_chs: input features (the size of `axis`).
         out_chs: output features.
         axis: the axis of x that holds the features (default the last).
-        w_init: weight initialiser or array of shape (out_chs, in_chs); default Xavier-normal.
-        b_init: bias initialiser or array of shape (out_chs,); default zeros; `Void()` for no bias.
+        w_init: weight initialiser or array of shape (out_chs, in_chs); default Xavier-normal (or what
+            `default_init` set; `TorchUnif()` is torch.nn's default).
+        b_init: bias initialiser or array of shape (out_chs,); default zeros (or what `default_init` set);
+            `Void()` for no bias.
         scope: the name of this craft in checkpoints and summaries.
 
     The input must be floating-point (an integer batch is refused with a TypeError on both engines).
@@ -36,8 +38,8 @@ class Dense:
     def __init__(self, in_chs: int, out_chs: int, axis: int = -1, w_init=None, b_init=None, scope: str = "DENSE"):
         super().__init__(scope)
         self.in_chs, self.out_chs, self.axis = in_chs, out_chs, axis
-        self.param("weight", _init.make(w_init or _init.XavierNorm(), (out_chs, in_chs)))
-        self.param("bias", _init.make(b_init or _init.Zeros(), (out_chs,)))
+        self.param("weight", _init.make(_init.chosen(w_init, "w_init"), (out_chs, in_chs)))
+        self.param("bias", _init.make(_init.chosen(b_init, "b_init"), (out_chs,), fan_in=in_chs))
 
     def run(self, x):
         check_float_input(self.ops, x, "Dense")
@@ -62,7 +64,7 @@ class Embed:
     def __init__(self, ntoken: int, token_dim: int, w_init=None, scope: str = "EMBED"):
         super().__init__(scope)
         self.ntoken, self.token_dim = ntoken, token_dim
-        self.param("weight", _init.make(w_init or _init.Normal(), (ntoken, token_dim)))
+        self.param("weight", _init.make(_init.Normal() if w_init is None else w_init, (ntoken, token_dim)))
 
     def run(self, idx):
         if self.ops.is_floating(idx):
