@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from nebulae.astro import init
-from nebulae.backends.jax import augment as ja
 from nebulae.backends.jax import dock as jdock
-from nebulae.backends.torch import augment as ta
 from nebulae.backends.torch import dock as tdock
 
 pytestmark = pytest.mark.once
+
+ta, ja = tdock, jdock  # the augmenters are dock crafts (nebulae/astro/crafts/augment.py)
 
 ENGINES = [pytest.param((tdock, ta), id="torch"), pytest.param((jdock, ja), id="jax")]
 

@@ -193,12 +193,17 @@ def test_grid_sample_gradients_match():
 def test_grid_sample_bad_arguments_raise_clearly():
     both_raise(ValueError, "interp must be one of", lambda d: d.GridSample(d.AREA))
     both_raise(ValueError, "pad_mode must be", lambda d: d.GridSample(pad_mode="wrap"))
-    with pytest.raises(ValueError, match="needs a 4-D"):
-        parity.build(JDOCK, lambda d: d.GridSample(d.CUBIC))(
-            JDOCK.coat(rand(1, 1, 2, 2, 2)), JDOCK.coat(rand(1, 1, 1, 1, 3))
-        )
-    with pytest.raises(ValueError, match="grid must be"):
-        parity.build(JDOCK, lambda d: d.GridSample())(JDOCK.coat(rand(1, 1, 3, 3)), JDOCK.coat(rand(1, 2, 2, 3)))
+    for dock in parity.DOCKS:  # the same front check on both engines
+        with pytest.raises(ValueError, match="needs a 4-D"):
+            parity.build(dock, lambda d: d.GridSample(d.CUBIC))(
+                dock.coat(rand(1, 1, 2, 2, 2)), dock.coat(rand(1, 1, 1, 1, 3))
+            )
+        with pytest.raises(ValueError, match="grid must be"):
+            parity.build(dock, lambda d: d.GridSample())(dock.coat(rand(1, 1, 3, 3)), dock.coat(rand(1, 2, 2, 3)))
+        with pytest.raises(TypeError, match="GridSample needs a floating-point input, got dtype int32"):
+            parity.build(dock, lambda d: d.GridSample())(
+                dock.coat(np.ones((1, 1, 3, 3), np.int32)), dock.coat(rand(1, 2, 2, 2))
+            )
 
 
 # ------------------------------------------------------------------------------------------------------ Warp

@@ -3,8 +3,6 @@
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["is_floating", "dtype_name"]
-
 
 def is_floating(x) -> bool:
     return jnp.issubdtype(x.dtype, jnp.floating)

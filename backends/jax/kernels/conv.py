@@ -5,8 +5,6 @@ from jax import lax
 
 from .base import channel_bias, value
 
-__all__ = ["conv", "trans_conv"]
-
 _DIMS = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW"), 3: ("NCDHW", "OIDHW", "NCDHW")}
 
 

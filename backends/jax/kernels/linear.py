@@ -4,8 +4,6 @@ import jax.numpy as jnp
 
 from .base import value
 
-__all__ = ["dense", "embed"]
-
 
 def dense(x, weight, bias, axis):
     moved = axis not in (-1, x.ndim - 1)

@@ -2,8 +2,6 @@
 
 import torch
 
-__all__ = ["is_floating", "dtype_name"]
-
 
 def is_floating(x: torch.Tensor) -> bool:
     return x.is_floating_point()

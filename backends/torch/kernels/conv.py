@@ -6,8 +6,6 @@ import torch.nn.functional as F
 
 from nebulae.astro.padding import fpad_order
 
-__all__ = ["conv", "trans_conv"]
-
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _TRANS = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 

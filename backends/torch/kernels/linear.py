@@ -2,8 +2,6 @@
 
 import torch.nn.functional as F
 
-__all__ = ["dense", "embed"]
-
 
 def dense(x, weight, bias, axis):
     if axis in (-1, x.ndim - 1):

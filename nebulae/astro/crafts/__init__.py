@@ -11,7 +11,6 @@ declares its weights with `self.param`, `self.buffer` and `self.fixed`.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 FAMILIES = [
     "linear",
@@ -31,9 +30,8 @@ FAMILIES = [
     "linalg",
     "loss",
     "metric",
+    "augment",
 ]
-# TRANSITIONAL (issue 16): families not yet moved here are skipped; removed when all are in.
-FAMILIES = [f for f in FAMILIES if importlib.util.find_spec(f"{__name__}.{f}") is not None]
 
 __all__ = ["FAMILIES", "catalogue", "family"]
 
