@@ -6,9 +6,8 @@ G(noise) (a step cannot keep a graph across calls on JAX); G's parameters have n
 it is the example's `fake`. G runs in train mode in both steps, and `StepD` gears it with stats=False so its
 BN statistics update once per iteration, as in the example.
 
-Port notes (catalogue gaps): no BCE on probabilities (nn.BCELoss), so `BCELoss` composes it from `Log` and
-`Mean` (without torch's clamp of the logs at -100); `TransConv` takes `out_size` before the kernel and
-kernels as tuples ((4, 4), not 4); `bias=False` is `b_init=dock.Void()`; `.detach()` is `StopGrad`;
+Port notes: `criterion` is `dock.BCE` (torch's BCELoss, logs clamped at -100) against a `FullLike` label;
+`bias=False` is `b_init=dock.Void()`; `.detach()` is `StopGrad`;
 `weights_init` (normal init) is not expressible per layer type, so the initial weights are imported.
 """
 
@@ -87,14 +86,14 @@ class Discriminator(dock.Craft):
 
 
 class BCELoss(dock.Craft):
-    """nn.BCELoss(): mean of -(y log p + (1 - y) log(1 - p)) over probabilities p, for a constant label y."""
+    """nn.BCELoss() against a constant label, as the example's `criterion(output, label)` with a full label tensor."""
 
     def __init__(self, scope: str = "BCE"):
         super().__init__(scope)
-        self.log, self.mean = dock.Log(), dock.Mean()
+        self.bce, self.real, self.fake = dock.BCE(), dock.FullLike(real_label), dock.FullLike(fake_label)
 
     def run(self, output, label: float):
-        return self.mean((label - 1) * self.log(1 - output) - label * self.log(output))
+        return self.bce(output, (self.real if label == real_label else self.fake)(output))
 
 
 class StepD(dock.Craft):

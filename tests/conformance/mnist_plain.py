@@ -1,7 +1,7 @@
 """pytorch/examples mnist/main.py in plain torch, on the digits (see settings.MNIST for what differs and why).
 
 Net, train() and test() follow the example line for line; data come from `digits` instead of torchvision,
-and Adam replaces Adadelta (the same substitute as in the port: Nebulae has no Adadelta).
+and Adadelta(lr=1.0) with StepLR as in the example.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def run(steps: int, init_weights: dict[str, np.ndarray], lr_scale: float = 1.0) 
     cfg = MNIST
     model = Net(cfg["p_drop"])
     restore(model, init_weights)
-    optimizer = optim.Adam(model.parameters(), lr=cfg["lr"] * lr_scale)  # the example: optim.Adadelta(lr=1.0)
+    optimizer = optim.Adadelta(model.parameters(), lr=cfg["lr"] * lr_scale)
     scheduler = StepLR(optimizer, step_size=1, gamma=cfg["gamma"])
     batches = digits.batches(cfg["size"], cfg["batch"], steps, norm=cfg["norm"])
     losses: list[float] = []

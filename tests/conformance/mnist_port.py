@@ -1,9 +1,9 @@
 """pytorch/examples mnist/main.py written once with Nebulae dock crafts; runs unchanged on both engines.
 
-Port notes (catalogue gaps): the net returns logits and the loss is `SftmXE` (log_softmax + nll_loss fused:
-no LogSftm / NLL crafts); the test loss is its mean (the example sums with reduction='sum' and divides by
-the set size); `torch.flatten(x, 1)` is a `Reshape`; kernels are tuples ((3, 3), not 3); Adam stands in for
-Adadelta; torch's default initialisation is not in the catalogue, so the initial weights are imported.
+Port notes: the net ends in `LogSoftmax(1)` and the losses are `NLL()` / `NLL(reduction='sum')`, as the
+example's log_softmax + nll_loss; `torch.flatten(x, 1)` is `Flatten(1)`; Adadelta(lr=1.0) + StepLR as the
+example. The initial weights are imported, so both scripts start from the same draw (`TorchUnif` gives
+torch's distribution, not torch's random numbers).
 """
 
 from __future__ import annotations
@@ -18,31 +18,32 @@ from tests.conformance.settings import MNIST
 class Net(dock.Craft):
     def __init__(self, p_drop=(0.25, 0.5), scope: str = "NET"):
         super().__init__(scope)
-        self.conv1 = dock.Conv(1, 32, (3, 3), 1)
-        self.conv2 = dock.Conv(32, 64, (3, 3), 1)
+        self.conv1 = dock.Conv(1, 32, 3, 1)
+        self.conv2 = dock.Conv(32, 64, 3, 1)
         self.dropout1 = dock.Dropout(p_drop[0])
         self.dropout2 = dock.Dropout(p_drop[1])
         self.fc1 = dock.Dense(9216, 128)
         self.fc2 = dock.Dense(128, 10)
-        self.relu, self.pool, self.flatten = dock.Relu(), dock.MaxPool((2, 2), 2), dock.Reshape()
+        self.relu, self.pool, self.flatten = dock.Relu(), dock.MaxPool((2, 2), 2), dock.Flatten(1)
+        self.log_softmax = dock.LogSoftmax(1)
 
     def run(self, x):
         x = self.relu(self.conv1(x))
         x = self.relu(self.conv2(x))
         x = self.pool(x)
         x = self.dropout1(x)
-        x = self.flatten(x, (x.shape[0], -1))
+        x = self.flatten(x)
         x = self.relu(self.fc1(x))
         x = self.dropout2(x)
-        return self.fc2(x)  # logits; SftmXE applies the log_softmax
+        return self.log_softmax(self.fc2(x))
 
 
 class Train(dock.Craft):
     def __init__(self, net: Net, scope: str = "TRAIN"):
         super().__init__(scope)
-        self.net, self.loss = net, dock.SftmXE()
+        self.net, self.loss = net, dock.NLL()
         # the example: optim.Adadelta(lr=1.0) + StepLR(step_size=1 epoch, gamma=0.7)
-        self.optz = dock.Adam(net, lr=MNIST["lr"], lr_decay=dock.StepLR(MNIST["epoch_len"], MNIST["gamma"]))
+        self.optz = dock.Adadelta(net, lr=MNIST["lr"], lr_decay=dock.StepLR(MNIST["epoch_len"], MNIST["gamma"]))
 
     def run(self, x, z):
         with dock.Rudder() as rd:
@@ -55,11 +56,11 @@ class Train(dock.Craft):
 class Dev(dock.Craft):
     def __init__(self, net: Net, scope: str = "DEV"):
         super().__init__(scope)
-        self.net, self.loss, self.pred = net, dock.SftmXE(), dock.Argmax()
+        self.net, self.loss, self.pred = net, dock.NLL(reduction="sum"), dock.Argmax()
 
     def run(self, x, z):
         output = self.net(x)
-        return self.loss(output, z), self.pred(output, 1)
+        return self.loss(output, z) / x.shape[0], self.pred(output, 1)  # the example: sum / the set size
 
 
 def run(steps: int, init_weights: dict[str, np.ndarray]) -> dict:

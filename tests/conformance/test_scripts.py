@@ -42,7 +42,7 @@ def _conform(script: str, plain_engine: str, steps: int, pairs, folder) -> None:
 
 
 def test_mnist_example(tmp_path):
-    """pytorch/examples mnist/main.py: CNN, dropout (p=0 here), log_softmax + NLL, StepLR; Adam for Adadelta."""
+    """pytorch/examples mnist/main.py: CNN, dropout (p=0 here), log_softmax + NLL, Adadelta + StepLR."""
     _conform("mnist", "pytorch", 6, TORCH_EXAMPLE, tmp_path)
 
 
