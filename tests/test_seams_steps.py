@@ -267,6 +267,20 @@ def test_prober_needs_a_scalar_step_output_on_both_engines(dock):
     assert np.all(np.isfinite(d.export_weights()["fc1/weight"]))
 
 
+def test_prober_takes_a_one_element_output_as_the_scalar_and_names_a_bad_wrt_on_both_engines(dock):
+    d, _ = _players(dock)
+    one = XS[0][:1]  # D maps one sample to shape (1, 1): one number, the scalar to differentiate
+    with dock.Prober(wrt=0) as pb:
+        d(dock.coat(one))
+    x = torch.from_numpy(one).requires_grad_(True)
+    out = torch.tanh(x @ torch.from_numpy(W1).T + torch.from_numpy(B1)) @ torch.from_numpy(W2).T + torch.from_numpy(B2)
+    (dx,) = torch.autograd.grad(out.sum(), [x])
+    assert_close(dock.shell(pb.grads["inputs"][0]), dx.numpy(), what="d out / d x")
+    bad = r"Prober\(wrt=\(1,\)\): positional argument 1 is not an array \(only 1"
+    with pytest.raises(TypeError, match=bad), dock.Prober(wrt=1):
+        d(dock.coat(one))
+
+
 def test_a_step_that_raises_while_tracing_leaves_the_state_intact(dock):
     d, _ = _players(dock)
 

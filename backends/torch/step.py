@@ -94,17 +94,14 @@ def _coat_host(tree):
 
 def _probe(craft, forward, ctx, args, kwargs):
     """Gradients of the step's scalar output w.r.t. its parameters and the `wrt` inputs; nothing is updated."""
+    ctx.check_wrt(args, lambda a: isinstance(a, torch.Tensor))
     args = list(args)
     for i in ctx.wrt:
-        if i >= len(args) or not isinstance(args[i], torch.Tensor):
-            raise TypeError(f"Prober(wrt={ctx.wrt}): positional argument {i} is not an array")
         args[i] = args[i].detach().requires_grad_(True)
     with torch.enable_grad():
         out = forward(tuple(args), kwargs)
         target = out[0] if isinstance(out, (tuple, list)) else out
-        if not isinstance(target, torch.Tensor) or target.numel() != 1:
-            shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
-            raise ValueError(f"Prober needs the step to return a scalar (first output), got {shape}")
+        ctx.check_scalar(tuple(target.shape) if isinstance(target, torch.Tensor) else None)
         named = [(k.replace(".", "/"), p) for k, p in craft.named_parameters() if p.requires_grad]
         leaves = [args[i] for i in ctx.wrt] + [p for _, p in named]
         grads = torch.autograd.grad(target.reshape(()), leaves, allow_unused=True) if target.requires_grad else None

@@ -13,6 +13,7 @@ mode. The setting is carried as a `Gear` (training, stats) in `Mode.overrides`.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -107,6 +108,22 @@ class Prober(Mode):
         super().__init__()
         self.wrt = (wrt,) if isinstance(wrt, int) else tuple(wrt)
         self.grads: dict = {}
+
+    def check_wrt(self, args: tuple, is_array) -> None:
+        """Refuse a `wrt` position that is not an array argument of the step call."""
+        for k in self.wrt:
+            if k >= len(args) or not is_array(args[k]):
+                got = f"a {type(args[k]).__name__}" if k < len(args) else f"only {len(args)} positional arguments"
+                raise TypeError(f"Prober(wrt={self.wrt}): positional argument {k} is not an array ({got})")
+
+    @staticmethod
+    def check_scalar(shape: tuple | None) -> None:
+        """Refuse a step whose first output is not one number (`shape` None: not an array)."""
+        if shape is None or math.prod(shape) != 1:
+            raise ValueError(
+                f"Prober needs the step to return a scalar (its first output, if a tuple), got shape {shape}; "
+                "return the loss first, e.g. `return loss, logits`"
+            )
 
 
 class Nozzle(Mode):

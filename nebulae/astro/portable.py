@@ -1,11 +1,12 @@
 """What runs inside a craft's `run` on both engines, and a clear error for the common torch-only idioms.
 
 Portable on both engines: Python operators (+ - * / // % ** @, comparisons), indexing and slicing, `.shape`,
-`.ndim`, `.dtype`, `.T` (of a 2-D array), `.reshape(...)`, `.sum()` / `.mean()` / `.max()` without arguments or with one axis
-(`.sum(1)`), and every dock craft. Engine-specific: torch tensor methods (`x.view`, `x.flatten(1)`, `x.size(0)`,
-`x.permute`, `x.unsqueeze`, `x.float()`, `x.detach()`, ...) and turning an array into a Python value inside
-`run` (`float(t)`, `int(t)`, `t.item()`, `if t > 0:`), which a compiled JAX step cannot do. On JAX, such an
-error met while the step is traced is re-raised as a TypeError that names the idiom and its portable form.
+`.ndim`, `.dtype`, `.T` (of a 2-D array), `.reshape(...)`, `.sum()` / `.mean()` / `.max()` without arguments or
+with one axis (`.sum(1)`), and every dock craft. Engine-specific: torch tensor methods (`x.view`,
+`x.flatten(1)`, `x.size(0)`, `x.permute`, `x.unsqueeze`, `x.float()`, `x.detach()`, ...) and turning an array
+into a Python value inside `run` (`float(t)`, `int(t)`, `t.item()`, `if t > 0:`), which a compiled JAX step
+cannot do. On JAX, such an error met while the step is traced is re-raised as a TypeError that names the idiom
+and its portable form.
 """
 
 from __future__ import annotations

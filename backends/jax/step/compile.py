@@ -119,10 +119,9 @@ def _calls_back(jaxpr) -> bool:
 
 def _wrt_positions(ctx, args, dyn_pos) -> tuple[int, ...]:
     """Positions, among the array arguments, of the positional arguments a Prober asks gradients for."""
+    ctx.check_wrt(args, _is_array)
     positions = []
     for k in ctx.wrt:
-        if k >= len(args) or not _is_array(args[k]):
-            raise TypeError(f"Prober(wrt={ctx.wrt}): positional argument {k} is not an array")
         offset = sum(len(jax.tree.leaves(a)) for a in args[:k])
         positions.append(dyn_pos.index(offset))
     return tuple(positions)

@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 
+from nebulae.astro import gearbox
+
 from .trace import Recorder
 
 
@@ -83,9 +85,8 @@ def probe_step(plan, forward, values, arrays, wrt):
             args[k] = v
         out, new_values = forward(full, args, rec)
         target = out[0] if isinstance(out, (tuple, list)) else out
-        if jnp.ndim(target) != 0:
-            raise ValueError(f"Prober needs the step to return a scalar (first output), got shape {jnp.shape(target)}")
-        return target, (out, new_values)
+        gearbox.Prober.check_scalar(tuple(target.shape) if isinstance(target, jax.Array) else None)
+        return jnp.reshape(target, ()), (out, new_values)
 
     inputs = [arrays[k] for k in wrt]
     (gp, gi), (out, new_values) = jax.grad(target_fn, argnums=(0, 1), has_aux=True)(

@@ -65,6 +65,7 @@ class _Recurrent:
     """What every recurrent craft shares: torch's parameters in torch's order and their cuDNN packing."""
 
     _mode = "RNN_TANH"  # cuDNN's name of the recurrence
+    _kernel = "rnn"  # the kernel that runs it
     _gates = 1
     _ndir = 1
 
@@ -92,6 +93,14 @@ class _Recurrent:
                     self.param(stem + suffix, _init.make(_init.Uniform(-k, k), shape))
                     names.append(stem + suffix)
         self._names = tuple(names)
+
+    def run(self, x, h=None):
+        """Run the recurrence (RNN, GRU; LSTM overrides it to carry c)."""
+        check_float_input(self.ops, x, type(self).__name__)
+        x, (h,), batched = recurrent_states(self, x, (h,))
+        kernel = getattr(self.ops, self._kernel)
+        out = kernel(x, h, self._flat(), self.nlayers, self.ndir == 2, self.is_training())
+        return _unbatch(out, batched)
 
     def _flat(self) -> tuple:
         """The weights in torch's flat order, read on every call (so SN's swapped weight is seen)."""
@@ -126,12 +135,6 @@ class RNN(_Recurrent):
         super().__init__(scope)
         self._build(in_chs, hid_chs, nlayers)
 
-    def run(self, x, h=None):
-        check_float_input(self.ops, x, type(self).__name__)
-        x, (h,), batched = recurrent_states(self, x, (h,))
-        out = self.ops.rnn(x, h, self._flat(), self.nlayers, self.ndir == 2, self.is_training())
-        return _unbatch(out, batched)
-
 
 class BiRNN(RNN):
     """Bidirectional tanh RNN: y is (T, N, 2 * hid_chs), h (2 * nlayers, N, hid_chs), layer-major as torch.
@@ -162,7 +165,7 @@ class LSTM(_Recurrent):
         scope: the name of this craft in checkpoints and summaries.
     """
 
-    _mode = "LSTM"
+    _mode, _kernel = "LSTM", "lstm"
     _gates = 4
 
     def __init__(self, in_chs: int, hid_chs: int, nlayers: int = 1, scope: str = "LSTM"):
@@ -206,18 +209,12 @@ class GRU(_Recurrent):
         scope: the name of this craft in checkpoints and summaries.
     """
 
-    _mode = "GRU"
+    _mode, _kernel = "GRU", "gru"
     _gates = 3
 
     def __init__(self, in_chs: int, hid_chs: int, nlayers: int = 1, scope: str = "GRU"):
         super().__init__(scope)
         self._build(in_chs, hid_chs, nlayers)
-
-    def run(self, x, h=None):
-        check_float_input(self.ops, x, type(self).__name__)
-        x, (h,), batched = recurrent_states(self, x, (h,))
-        out = self.ops.gru(x, h, self._flat(), self.nlayers, self.ndir == 2, self.is_training())
-        return _unbatch(out, batched)
 
 
 class BiGRU(GRU):
