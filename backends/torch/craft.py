@@ -46,6 +46,11 @@ class Craft(CraftBase, nn.Module):
             out.append((name, child))
         return out
 
+    def _apply(self, fn, recurse=True):  # nn.Module's .to()/.cuda()/.half() path, once per module
+        out = super()._apply(fn, recurse)
+        self.moved()
+        return out
+
     def forward(self, *args, **kwargs):
         return self.run(*args, **kwargs)
 

@@ -117,6 +117,10 @@ class CraftBase:
         """Whether this craft runs in train mode now (context, in-context gear, then its own flag)."""
         return gearbox.training_of(self, self.training)
 
+    def moved(self) -> None:
+        """Called after the engine moved or cast this craft's arrays in place (torch `.to()`, `.cuda()`); a craft
+        that keeps a device-side layout of its weights refreshes it here."""
+
     def weights(self):
         """The main weight of a parametric layer."""
         raise TypeError(f"{type(self).__name__} has no single weight tensor; use vars() or export_weights()")

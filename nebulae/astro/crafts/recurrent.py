@@ -106,12 +106,9 @@ class _Recurrent:
         """The weights in torch's flat order, read on every call (so SN's swapped weight is seen)."""
         return tuple(getattr(self, n) for n in self._names)
 
-    def _apply(self, fn, recurse=True):
-        # torch.nn.Module._apply (.to(), .cuda(), ...): repack the weights for cuDNN as torch.nn.LSTM
-        # does; never called on JAX
-        out = super()._apply(fn, recurse)
+    def moved(self) -> None:
+        """Repack the weights for cuDNN after a move, as torch.nn.LSTM does (a no-op kernel on JAX)."""
         self.ops.pack_recurrent(self._flat(), self._mode, self.in_chs, self.hid_chs, self.nlayers, self.ndir == 2)
-        return out
 
 
 def _unbatch(outputs: tuple, batched: bool) -> tuple:
