@@ -124,10 +124,11 @@ def test_a_path_with_a_tilde(dock, engine, tmp_path, monkeypatch):
     net = mlp(dock)
     _weights(net, 9.0)
     tm.drop(net)
-    tm.drop(net, file="~/elsewhere/best")  # '~' in file: not inside save_path
+    with pytest.raises(ValueError, match=r"file='.*elsewhere/best' would write outside save_path"):
+        tm.drop(net, file="~/elsewhere/best")  # '~' in file: an absolute path, outside save_path
     tm.wait()
     assert _entries(home / "ckpt") == [f"MLP-1{_suffix(engine)}"]
-    assert _entries(home / "elsewhere") == [f"best{_suffix(engine)}"]
+    assert not (home / "elsewhere").exists()
     assert os.listdir(work) == []  # no folder literally named '~'
     assert _value(tm, dock) == 9.0
-    assert _value(tm, dock, file="~/elsewhere/best") == 9.0
+    assert _value(tm, dock, file="~/ckpt/MLP-1") == 9.0  # reading takes any path

@@ -29,6 +29,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from nebulae import faults
 from nebulae.astro import statedict
 from nebulae.cockpit import anchors
 from nebulae.cockpit.engine import check_gpu_count, no_gpu, restrict_gpus
@@ -98,7 +99,13 @@ def save(craft, path: str, meta: dict, scope: str | None, asynchronous: bool):
         flat[key] = value
         keys[key] = {"shape": list(np.shape(value)), "dtype": str(value.dtype), **entry}
     anchors.check_some(flat, craft, scope)
-    target = anchors.temporary(path, "nebulae-new") if os.path.lexists(path) else path
+    host = jax.device_get(flat)  # one transfer for all; the digests are of the bytes Orbax will write
+    for key, crc in anchors.digests((k, np.asarray(v)) for k, v in host.items()).items():
+        keys[key]["crc32"] = crc
+    # a hidden name until complete: Orbax's own temporary folder then never carries a visible name. Several
+    # processes write one collective checkpoint under the same name, so there it is written in place.
+    hidden = jax.process_count() == 1 or os.path.lexists(path)
+    target = anchors.temporary(path, "nebulae-new") if hidden else path
     checkpointer = ocp.AsyncCheckpointer(ocp.CompositeCheckpointHandler())
     checkpointer.save(
         target,
@@ -122,17 +129,26 @@ class _Pending:
             return
         try:
             checkpointer.wait_until_finished()
+            faults.point("anchor.written")
         except BaseException as err:
             if self.written != self.path:
                 anchors.remove(self.written)
             raise RuntimeError(f"saving the anchor {self.path!r} failed in the background: {err}") from err
         finally:
             checkpointer.close()
-        if self.written != self.path:
-            old = anchors.temporary(self.path, "nebulae-old")
-            os.rename(self.path, old)
+        if self.written == self.path:
+            return
+        folder = os.path.dirname(self.path)
+        if not os.path.lexists(self.path):
             os.rename(self.written, self.path)
-            anchors.remove(old)
+            anchors.fsync_folder(folder)
+            return
+        old = anchors.temporary(self.path, "nebulae-old")  # a kill from here on: anchors.sweep puts one back
+        os.rename(self.path, old)
+        faults.point("anchor.between-renames")
+        os.rename(self.written, self.path)
+        anchors.fsync_folder(folder)
+        anchors.remove(old)
 
 
 def is_complete(path: str) -> bool:  # an Orbax directory under its final name
@@ -158,11 +174,16 @@ def read(path: str, craft) -> tuple[dict, dict[str, Any]]:  # the values as NumP
     keys = meta.pop("keys")
     target = _nest({k: jax.ShapeDtypeStruct(tuple(e["shape"]), np.dtype(e["dtype"])) for k, e in keys.items()})
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
-    state = checkpointer.restore(
-        path, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(item=target, restore_args=restore_args))
-    )["state"]
+    try:
+        state = checkpointer.restore(
+            path, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(item=target, restore_args=restore_args))
+        )["state"]
+    except Exception as err:  # tensorstore's OUT_OF_RANGE for a cut-short file, a garbled chunk, ...
+        raise anchors.unreadable(path, err) from None
+    flat = _flatten(state)
+    anchors.verify(path, {k: e["crc32"] for k, e in keys.items() if "crc32" in e}, flat.items())
     meta["key_impls"] = {k: e["key_impl"] for k, e in keys.items() if "key_impl" in e}
-    return meta, _flatten(state)
+    return meta, flat
 
 
 def shapes(craft) -> dict[str, tuple]:

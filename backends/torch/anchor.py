@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from nebulae import faults
 from nebulae.astro import statedict
 from nebulae.cockpit import anchors
 from nebulae.cockpit.engine import check_gpu_count, no_gpu, restrict_gpus
@@ -64,6 +65,18 @@ def save(craft, path: str, meta: dict, scope: str | None, asynchronous: bool):
     return pending
 
 
+def _arrays(obj, prefix: str = ""):
+    """(path, bytes as a NumPy uint8 array) of every tensor in a state dict, extra states included."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _arrays(value, f"{prefix}/{key}" if prefix else str(key))
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _arrays(value, f"{prefix}/{i}")
+
+
 def _host_copy(obj, memo: dict):
     """A deep copy of the tensors in `obj` on the CPU (views of one tensor stay views of one copy)."""
     if isinstance(obj, torch.Tensor):
@@ -97,10 +110,12 @@ class _Pending:
 
     def run(self, payload: dict) -> None:
         try:
+            payload["nebulae"] = {**payload["nebulae"], "digests": anchors.digests(_arrays(payload["state"]))}
             with open(self.tmp, "wb") as f:
                 torch.save(payload, f)
                 f.flush()
                 os.fsync(f.fileno())
+            faults.point("anchor.written")
             os.replace(self.tmp, self.path)
             anchors.fsync_folder(os.path.dirname(os.path.abspath(self.path)))
         except BaseException as err:  # surfaced by wait()
@@ -140,12 +155,13 @@ def read(path: str, craft) -> tuple[dict, dict[str, Any]]:
             f"({_first_line(err)}). It was refused and NOT executed; never load files you do not trust."
         ) from None
     except Exception as err:  # not a zip/pickle at all, truncated, ...
-        raise ValueError(f"{path!r} is not a readable Nebulae checkpoint ({type(err).__name__}: {err})") from None
+        raise anchors.unreadable(path, err) from None
     if not isinstance(loaded, dict) or not isinstance(loaded.get("nebulae"), dict) or "state" not in loaded:
         raise ValueError(
             f"{path!r} is a torch file but not a Nebulae checkpoint (no 'nebulae' marker); for a bare state dict use "
             "craft.load_state_dict(torch.load(path, weights_only=True))"
         )
+    anchors.verify(path, loaded["nebulae"].get("digests"), _arrays(loaded["state"]))
     meta = dict(loaded["nebulae"])
     meta["rng"] = loaded.get("rng")
     meta["module_versions"] = getattr(loaded["state"], "_metadata", None)

@@ -14,6 +14,7 @@ _EXPORTS = {
     "TimeMachine": "timemachine",
     "Landing": "timemachine",
     "AnchorMismatchError": "timemachine",
+    "CorruptAnchorError": "anchors",
     "Multiverse": "multiverse",
     "WorldError": "multiverse",
 }

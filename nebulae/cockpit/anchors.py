@@ -3,8 +3,14 @@
 An anchor of scope S at step n is the entry ``S-n`` + suffix in a folder ('.pth' files on torch,
 Orbax directories without suffix on JAX). Listing reads the folder, so rotation and "the newest
 anchor" work across processes and runs. Newest means the highest step. Temporary entries always
-start with '.' (``.S-n.pth.tmp-<host>-<pid>-<token>``), or carry Orbax's ``.orbax-checkpoint-tmp``
-ending, so they never match an anchor name; `sweep` removes the leftovers of this host's dead processes.
+start with '.' (``.S-n.pth.tmp-<host>-<pid>-<token>``), so they never match an anchor name; Orbax's own
+``.orbax-checkpoint-tmp`` folders are made inside such hidden names.
+
+What survives a kill (SIGKILL, power cut) at any instant, on both engines: every finished anchor, under its own
+name or, while a re-save of that name is being swapped in, under a hidden name that `sweep` (run by every
+`drop` and `to`) renames back: the new copy when it is complete, else the old one. A removal (rotation)
+first renames the anchor aside, so a half-deleted anchor never carries an anchor name. `sweep` removes every
+other leftover of this host's dead processes.
 """
 
 from __future__ import annotations
@@ -15,15 +21,40 @@ import re
 import secrets
 import shutil
 import socket
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 
-_TEMP = re.compile(r"^\..+\.(?:tmp|nebulae-new|nebulae-old)-([A-Za-z0-9]*)-(\d+)-[0-9a-f]+$")
+import numpy as np
+
+from nebulae import faults
+
+_TEMP = re.compile(r"^\.(.+)\.(tmp|nebulae-new|nebulae-old|nebulae-del)-([A-Za-z0-9]*)-(\d+)-[0-9a-f]+$")
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32]
 
 
 def name(scope: str, step: int) -> str:
     """The default anchor name for `scope` at `step` (without the engine's suffix)."""
     return f"{scope}-{int(step)}"
+
+
+def check_name(value: str, what: str) -> str:
+    """`value` if it is a plain name (no folder part, not '.' or '..'), else a ValueError naming `what`."""
+    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value:
+        raise ValueError(
+            f"TimeMachine: {what} {value!r} is not a plain name: anchors are named <scope>-<step> directly inside "
+            "save_path, so a scope may not contain '/' or '\\' or be '.' or '..' (use e.g. 'GAN_G' for 'GAN/G')"
+        )
+    return value
+
+
+def check_file(file: str) -> None:
+    """A ValueError unless `file` names an entry inside save_path (relative, no '..' part)."""
+    parts = re.split(r"[\\/]", file)
+    if os.path.isabs(file) or ".." in parts:
+        raise ValueError(
+            f"TimeMachine.drop: file={file!r} would write outside save_path: give a name inside it (e.g. 'best' or "
+            "'net.h5', or 'runs/best' for a subfolder), or make another TimeMachine whose save_path is that folder"
+        )
 
 
 def pattern(scope: str, suffix: str) -> re.Pattern:
@@ -61,12 +92,22 @@ def rotate(folder: str, scope: str, suffix: str, keep: int, complete: Callable[[
     kept = keep - (len(others) < len(found))
     doomed = others[: max(0, len(others) - kept)]
     for path in doomed:
-        remove(path)
+        remove(path, aside=True)
     return doomed
 
 
-def remove(path: str) -> None:
-    """Delete an anchor (a file or a directory); a missing one is ignored."""
+def remove(path: str, aside: bool = False) -> None:
+    """Delete an anchor (a file or a directory); a missing one is ignored. `aside`: first rename it to a hidden
+    name, so a kill during a long removal leaves a leftover for `sweep`, never a half anchor under its name."""
+    if aside and os.path.lexists(path):
+        hidden = temporary(path, "nebulae-del")
+        try:
+            os.rename(path, hidden)
+        except FileNotFoundError:
+            return
+        fsync_folder(os.path.dirname(os.path.abspath(path)))
+        faults.point("anchor.removing")
+        path = hidden
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):
@@ -80,15 +121,29 @@ def temporary(final: str, kind: str = "tmp") -> str:
     return os.path.join(folder, f".{base}.{kind}-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def sweep(folder: str) -> list[str]:
-    """Remove temporary entries (and their Orbax temporaries) left in `folder` by dead processes of this host."""
-    removed = []
+def sweep(folder: str, complete: Callable[[str], bool] | None = None) -> list[str]:
+    """Tidy `folder` after this host's dead processes: put back an anchor that a kill caught between the two
+    renames of a re-save (the new copy if `complete` says it is whole, else the old one), then remove every
+    other temporary entry they left. Returns the removed paths."""
+    removed: list[str] = []
     if not os.path.isdir(folder):
         return removed
-    for entry in os.listdir(folder):
-        match = _TEMP.match(entry.split(".orbax-checkpoint-tmp")[0])
-        if match and match.group(1) == _HOST and not _alive(int(match.group(2))):
-            path = os.path.join(folder, entry)
+    orphans: dict[str, dict[str, str]] = {}
+    for entry in sorted(os.listdir(folder)):
+        stem, orbax, _ = entry.partition(".orbax-checkpoint-tmp")  # Orbax's unfinished folder: never whole
+        match = _TEMP.match(stem)
+        if match and match.group(3) == _HOST and not _alive(int(match.group(4))):
+            kind = match.group(2) + orbax
+            orphans.setdefault(match.group(1), {})[kind] = os.path.join(folder, entry)
+    for base, kinds in orphans.items():
+        final = os.path.join(folder, base)
+        if complete is not None and not os.path.lexists(final):
+            for kind in ("nebulae-new", "nebulae-old"):
+                if kind in kinds and complete(kinds[kind]):
+                    os.rename(kinds.pop(kind), final)
+                    fsync_folder(folder)
+                    break
+        for path in kinds.values():
             remove(path)
             removed.append(path)
     return removed
@@ -118,6 +173,38 @@ def fsync_folder(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class CorruptAnchorError(ValueError):
+    """An anchor whose bytes are not those written: flipped by a disk or a copy, or cut short."""
+
+
+def digests(arrays: Iterable[tuple[str, np.ndarray]]) -> dict[str, int]:
+    """{key: CRC-32 of the array's bytes}, stored in an anchor when it is written and checked when it is read."""
+    return {key: zlib.crc32(np.ascontiguousarray(array).view(np.uint8).reshape(-1)) for key, array in arrays}
+
+
+def verify(path: str, stored: dict[str, int] | None, arrays: Iterable[tuple[str, np.ndarray]]) -> None:
+    """CorruptAnchorError naming `path` and the first array whose bytes differ from the `stored` digests (an
+    anchor written before digests were stored has none: nothing to check)."""
+    if not stored:
+        return
+    actual = digests(arrays)
+    for key, crc in stored.items():
+        if actual.get(key) != crc:
+            raise CorruptAnchorError(
+                f"the anchor {path!r} is corrupt: array {key!r} "
+                + ("is missing" if key not in actual else "does not match the checksum stored when it was written")
+                + " (a disk or copy error, or a cut-short file); it was not loaded: load an earlier anchor"
+            )
+
+
+def unreadable(path: str, err: BaseException) -> CorruptAnchorError:
+    """The error for an anchor whose files cannot be read back (cut short, garbled)."""
+    return CorruptAnchorError(
+        f"the anchor {path!r} is corrupt or cut short and cannot be read ({type(err).__name__}: "
+        f"{str(err).splitlines()[0] if str(err) else ''}); it was not loaded: load an earlier anchor"
+    )
 
 
 def check_some(state: dict, craft, scope: str | None) -> None:

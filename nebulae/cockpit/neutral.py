@@ -11,6 +11,7 @@ and renamed, so a crash never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -52,8 +53,20 @@ def write(path: str, arrays: dict[str, np.ndarray], meta: dict) -> str:
     return path
 
 
-def read(path: str) -> tuple[dict[str, np.ndarray], dict]:
-    """({path: array}, meta) from a neutral file; a file that is not one raises ValueError."""
+class Skipped(NamedTuple):
+    """A dataset that was not read: unexpected, or of the wrong shape (known from the file's metadata)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+def read(path: str, expected: dict[str, tuple] | None = None) -> tuple[dict[str, np.ndarray | Skipped], dict]:
+    """({path: array}, meta) from a neutral file; a file that is not one raises ValueError.
+
+    With `expected` ({path: shape}), names, shapes and dtypes are checked from the metadata first and only the
+    datasets that will be loaded are read: the others come back as `Skipped(shape, dtype)`, so a huge
+    unexpected dataset costs nothing.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no neutral weights file at {path!r}")
     try:
@@ -71,13 +84,25 @@ def read(path: str) -> tuple[dict[str, np.ndarray], dict]:
                 f"{path!r} has weights format {int(f.attrs['nebulae_format'])}; this Nebulae reads up to {FORMAT}"
             )
         meta = {k: _plain(v) for k, v in f.attrs.items()}
-        arrays: dict[str, np.ndarray] = {}
+        datasets: dict[str, h5py.Dataset] = {}
 
-        def visit(key, node):
+        def visit(key, node):  # returns None: visititems stops at the first other value
             if isinstance(node, h5py.Dataset):
-                arrays[key] = node[()]
+                datasets[key] = node
 
         f.visititems(visit)
+        arrays: dict[str, np.ndarray | Skipped] = {}
+        for key, node in datasets.items():
+            if node.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"{path!r}: dataset {key!r} holds {node.dtype} values, not numbers; a Nebulae weights file "
+                    "holds numeric arrays only (write it with TimeMachine.drop(craft, file='name.h5'))"
+                )
+            wanted = expected is None or (key in expected and tuple(expected[key]) == node.shape)
+            try:
+                arrays[key] = node[()] if wanted else Skipped(node.shape, node.dtype)
+            except OSError as err:
+                raise ValueError(f"{path!r}: dataset {key!r} cannot be read ({err}); the file is damaged") from None
     return arrays, meta
 
 

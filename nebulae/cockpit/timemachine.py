@@ -120,9 +120,11 @@ class TimeMachine:
             backend = _backend_of(craft)
             anchor = backend.anchor
             _check_unswapped(anchor, craft)
-            anchors.sweep(self.save_path)
+            anchors.sweep(self.save_path, anchor.is_complete)
             step = anchor.step_of(craft)
-            scope = getattr(craft, "scope", None) or type(craft).__name__
+            scope = anchors.check_name(getattr(craft, "scope", None) or type(craft).__name__, "the craft's scope")
+            if file:
+                anchors.check_file(file)
             meta = {
                 "format": FORMAT,
                 "engine": backend.ENGINE,
@@ -187,12 +189,21 @@ class TimeMachine:
             machine.wait()
         anchor = _backend_of(craft).anchor
         _check_unswapped(anchor, craft)
+        folder = self.ckpt_path if os.path.isdir(self.ckpt_path) else os.path.dirname(self.ckpt_path)
+        anchors.sweep(folder, anchor.is_complete)  # puts back an anchor a kill caught mid re-save
         if not file and neutral.is_neutral(self.ckpt_path):
             file = self.ckpt_path
         if neutral.is_neutral(file):
             return self._to_neutral(craft, _path(self.ckpt_path, file), ckpt_scope, frozen)
-        path = self._resolve(craft, file, anchor)
-        meta, state = anchor.read(path, craft)
+        candidates = self._resolve(craft, file, anchor)
+        for i, path in enumerate(candidates):
+            try:
+                meta, state = anchor.read(path, craft)
+                break
+            except anchors.CorruptAnchorError as err:
+                if i + 1 == len(candidates):
+                    raise
+                warnings.warn(f"TimeMachine.to: {err}; loading the previous one, {candidates[i + 1]!r}", stacklevel=2)
         if int(meta.get("format", 0)) > FORMAT:
             raise ValueError(f"{path!r} has anchor format {meta['format']}; this Nebulae reads up to {FORMAT}")
         given = {k: v for k, v in state.items() if statedict.within(k, ckpt_scope)}
@@ -211,37 +222,38 @@ class TimeMachine:
         return Landing(path, int(meta.get("step", -1)), str(meta.get("engine", "")), report)
 
     def _to_neutral(self, craft, path: str, scope: str | None, frozen: bool) -> Landing:
-        arrays, meta = neutral.read(path)
-        given = {k: v for k, v in arrays.items() if statedict.within(k, scope)}
         expected = {k: v.shape for k, v in craft.export_weights().items() if statedict.within(k, scope)}
+        arrays, meta = neutral.read(path, expected)
+        given = {k: v for k, v in arrays.items() if statedict.within(k, scope)}
         report = statedict.compare(expected, given)
         _judge(path, report, [], frozen)
         bad = {k for k, *_ in report.mismatched}
         craft.import_weights({k: v for k, v in given.items() if k in expected and k not in bad}, strict=False)
         return Landing(path, int(meta.get("step", -1)), str(meta.get("engine", "")), report)
 
-    def _resolve(self, craft, file: str, anchor: AnchorIO) -> str:
-        """The anchor to read: `file` as given, `file` with this engine's suffix, or the newest of the craft's scope.
+    def _resolve(self, craft, file: str, anchor: AnchorIO) -> list[str]:
+        """The anchors to try, in order: `file` as given or with this engine's suffix; else the craft's scope's,
+        newest first (a corrupt one falls back to the one before).
 
         A ckpt_path that is itself an anchor is read when no file is named.
         """
         if not file and os.path.lexists(self.ckpt_path) and anchor.is_complete(self.ckpt_path):
-            return self.ckpt_path
+            return [self.ckpt_path]
         if file:
             literal = _path(self.ckpt_path, file)
             if os.path.lexists(literal):
-                return literal
+                return [literal]
             candidate = _path(self.ckpt_path, _strip(file, anchor.SUFFIX) + anchor.SUFFIX)
             if os.path.lexists(candidate):
-                return candidate
+                return [candidate]
             raise FileNotFoundError(f"no anchor {file!r} in {self.ckpt_path!r}{self._available()}")
-        scope = getattr(craft, "scope", None) or type(craft).__name__
+        scope = anchors.check_name(getattr(craft, "scope", None) or type(craft).__name__, "the craft's scope")
         found = anchors.listing(self.ckpt_path, scope, anchor.SUFFIX, anchor.is_complete)
         if not found:
             raise FileNotFoundError(
                 f"no anchor of scope {scope!r} ({scope}-<step>{anchor.SUFFIX}) in {self.ckpt_path!r}{self._available()}"
             )
-        return found[-1][1]
+        return [p for _, p in reversed(found)]
 
     def _available(self) -> str:
         if not os.path.isdir(self.ckpt_path):
