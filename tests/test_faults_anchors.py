@@ -193,3 +193,45 @@ def test_an_unexpected_huge_dataset_in_a_weights_file_is_never_read(dock, engine
     assert int(grown_kib) < 20 * 1024, f"reading allocated {int(grown_kib) // 1024} MiB at its peak"
     assert "extra/blob" in message and "unexpected" in message
     assert _value(tm, dock, file="net.h5") == 5.0
+
+
+def test_a_full_disk_is_named_and_loses_nothing_already_saved(dock, engine, tmp_path, monkeypatch):
+    tm = TimeMachine(tmp_path, tmp_path)
+    net = mlp(dock)
+    _weights(net, 1.0)
+    tm.drop(net)
+    tm.wait()
+    monkeypatch.setenv("NEB_FAULT", "anchor.written=enospc")
+    _weights(net, 2.0)
+    tm.drop(net)
+    with pytest.raises(RuntimeError, match=r"MLP-2.*failed: no space left on device in .*Earlier anchors are intact"):
+        tm.wait()
+    monkeypatch.delenv("NEB_FAULT")
+    assert _value(tm, dock) == 1.0 and _hidden(tmp_path) == []
+
+
+EXIT_CHILD = """
+import sys
+import numpy as np
+import nebulae
+nebulae.Law.CORE = sys.argv[1]
+from nebulae.astro import dock
+from nebulae.cockpit.timemachine import TimeMachine
+from tests.models.steps import mlp
+tm, net = TimeMachine(sys.argv[2], sys.argv[2]), mlp(dock)
+tm.drop(net)
+tm.wait()
+tm.drop(net)  # still in flight when the script ends: finished by the exit hook, which fails
+print("done", flush=True)
+"""
+
+
+def test_a_final_save_that_fails_at_exit_ends_the_process_with_status_1(engine, tmp_path):
+    env = {**os.environ, "NEB_FAULT": "anchor.written@2=enospc"}
+    args = [sys.executable, "-c", EXIT_CHILD, engine, str(tmp_path)]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert done.stdout.strip() == "done" and done.returncode == 1, (done.returncode, done.stderr[-2000:])
+    assert "no space left on device" in done.stderr and "exiting with status 1" in done.stderr
+    assert sorted(e for e in os.listdir(tmp_path) if not e.startswith(".")) == [
+        "MLP-1" + (".pth" if engine == "pytorch" else "")
+    ]

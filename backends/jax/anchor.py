@@ -133,7 +133,7 @@ class _Pending:
         except BaseException as err:
             if self.written != self.path:
                 anchors.remove(self.written)
-            raise RuntimeError(f"saving the anchor {self.path!r} failed in the background: {err}") from err
+            raise anchors.save_failed(self.path, err) from err
         finally:
             checkpointer.close()
         if self.written == self.path:

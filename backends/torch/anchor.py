@@ -125,7 +125,7 @@ class _Pending:
     def raise_error(self) -> None:
         error, self.error = self.error, None
         if error is not None:
-            raise RuntimeError(f"saving the anchor {self.path!r} failed: {error}") from error
+            raise anchors.save_failed(self.path, error) from error
 
     def wait(self) -> None:
         if self.thread is not None:

@@ -16,6 +16,7 @@ other leftover of this host's dead processes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -205,6 +206,27 @@ def unreadable(path: str, err: BaseException) -> CorruptAnchorError:
         f"the anchor {path!r} is corrupt or cut short and cannot be read ({type(err).__name__}: "
         f"{str(err).splitlines()[0] if str(err) else ''}); it was not loaded: load an earlier anchor"
     )
+
+
+def save_failed(path: str, err: BaseException) -> RuntimeError:
+    """The error for a save that failed: a full disk is named as such (torch's zip writer hides the errno)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    full = (
+        getattr(err, "errno", None) == errno.ENOSPC
+        or "No space left" in str(err)
+        or (free is not None and free < 2**20)
+    )
+    if full:
+        left = f" ({free} bytes free)" if free is not None else ""
+        return RuntimeError(
+            f"saving the anchor {path!r} failed: no space left on device in {folder!r}{left}; free some space or give "
+            "the TimeMachine another save_path. Earlier anchors are intact; this one was not written"
+        )
+    return RuntimeError(f"saving the anchor {path!r} failed: {type(err).__name__}: {err}; earlier anchors are intact")
 
 
 def check_some(state: dict, craft, scope: str | None) -> None:

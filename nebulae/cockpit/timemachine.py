@@ -364,8 +364,15 @@ def _watch(machine: TimeMachine) -> None:
 
 
 def _settle_all() -> None:
+    failed = False
     for machine in list(_busy):
         try:
             machine.wait()
         except BaseException:  # noqa: BLE001 (report and go on: the interpreter is exiting)
             traceback.print_exc()
+            failed = True
+    if failed:  # the last anchor was not written: the run must not look successful
+        sys.stderr.write("nebulae: an anchor still being saved at exit failed (above); exiting with status 1\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(1)
