@@ -108,6 +108,9 @@ class Universe(Protocol):
     def sync(self, craft: Any, sync_bn: bool, world: int) -> Any:
         """Prepare `craft` for data-parallel training over `world` worlds; return what to use in its place."""
 
+    def peer_fault(self, exc: BaseException) -> str | None:
+        """'lost' / 'timeout' when `exc` only reports that the other ranks failed this one, else None."""
+
     def unwrap(self, craft: Any) -> Any:
         """The craft inside what `sync` returned (the craft itself when it was not wrapped)."""
 

@@ -185,13 +185,13 @@ def test_jax_state_replicated_batch_sharded_one_trace(jax_only):
 
 def test_jax_batch_not_divisible_by_worlds_is_refused(jax_only):
     from nebulae.astro import dock
-    from nebulae.cockpit import Multiverse
+    from nebulae.cockpit import Multiverse, WorldError
 
     def launch(mv):
         mv.sync(dock.Dense(2, 2))
         dock.coat(np.zeros((3, 2), np.float32))
 
-    with pytest.raises(ValueError, match=r"shape \(3, 2\) cannot be split over the 2 devices"):
+    with pytest.raises(WorldError, match=r"shape \(3, 2\) cannot be split over the 2 devices"):
         Multiverse(launch, 2)()
 
 

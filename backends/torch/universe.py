@@ -115,3 +115,11 @@ def reduce(value, aggregate: bool):  # detached; every rank gets it
         raise RuntimeError("Multiverse.reduce: a CPU tensor cannot be reduced over an NCCL-only group")
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t if aggregate else t / dist.get_world_size()
+
+
+def peer_fault(exc: BaseException) -> str | None:  # "lost" / "timeout": the peers failed this rank
+    # gloo / NCCL report a dead or stalled peer as a RuntimeError (DistError) from the collective
+    text = str(exc)
+    if not isinstance(exc, RuntimeError) or not (isinstance(exc, dist.DistError) or "gloo" in text or "NCCL" in text):
+        return None
+    return "timeout" if "timed out" in text.lower() or "timeout" in text.lower() else "lost"

@@ -1,30 +1,42 @@
 """Start one process per world, watch them, and stop them all when one fails (engine-neutral).
 
 Processes are started with spawn (never fork: CUDA and threads do not survive a fork). Each rank
-reports an exception's traceback through a queue before it exits; the parent polls exit codes
-and the queue, and as soon as one rank fails it terminates the others (which may be blocked in a
-collective) and raises with that rank's traceback.
+reports an exception's traceback through its own pipe before it exits, and dies with the launcher
+(`watch_parent`: a killed launcher leaves no orphan ranks training). The parent waits on the pipes
+and the processes; when one rank fails it waits a moment for the others' news, blames the rank that
+failed first (a rank that lost its peers in a collective is a consequence, not the cause; a rank
+still alive after another gave up waiting for it is hung, and its stack is taken), terminates the
+rest (which may be blocked in a collective) and raises WorldError with what it knows.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
+import faulthandler
 import multiprocessing as mp
 import os
-import queue
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
 
 GRACE = 5.0  # seconds a terminated rank gets before it is killed
+SETTLE = 2.0  # seconds the launcher waits, after a first failure, for the other ranks' news
+PARENT_POLL = 0.5  # seconds between a rank's checks that its launcher lives (where the kernel cannot tell it)
+_STACK_SIGNAL = getattr(signal, "SIGUSR1", None)  # asks a hung rank for its stack (faulthandler)
 
 
 class WorldError(RuntimeError):
-    """A rank of a Multiverse failed; the message holds its rank and traceback."""
+    """A rank of a Multiverse failed; the message holds its rank, how it failed and its traceback."""
 
 
 def free_port() -> int:
@@ -34,73 +46,200 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(target: Callable, rank: int, env: dict, errors, args: tuple, kwargs: dict) -> None:
+def watch_parent(parent: int) -> None:
+    """End this process (SIGKILL) as soon as the process `parent` is gone, so no child outlives its parent.
+
+    Linux: the kernel's parent-death signal (immediate); elsewhere, and as a back-up, a daemon thread
+    that checks every PARENT_POLL seconds.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # died before the watch was set
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def poll() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=poll, name="nebulae-parent-watch", daemon=True).start()
+
+
+def raised(exc: BaseException, rank: int, nproc: int) -> WorldError:
+    """The WorldError for an exception raised by the universe in this process (rank `rank` of `nproc`),
+    with the same text as a spawned rank's; raise it `from exc`."""
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    return WorldError(f"Multiverse: rank {rank} of {nproc} failed first (it raised {type(exc).__name__}).\n{text}")
+
+
+def _rank_main(
+    target: Callable, rank: int, env: dict, report, parent: int, stack: str, classify, args: tuple, kwargs: dict
+) -> None:
+    watch_parent(parent)
     os.environ.update(env)
+    stack_file = None
+    if _STACK_SIGNAL is not None:
+        stack_file = open(stack, "w")  # noqa: SIM115 (open until the process ends)
+        faulthandler.register(_STACK_SIGNAL, file=stack_file, all_threads=True)
     code = 0
     try:
         target(rank, *args, **kwargs)
     except BaseException as e:  # noqa: BLE001 (reported to the parent, which raises it)
         code = 1
         text = "".join(traceback.format_exception(e))
+        kind = None
         with contextlib.suppress(Exception):
-            errors.put((rank, text))
-            errors.close()
-            errors.join_thread()
+            kind = classify(e) if classify is not None else None
+        with contextlib.suppress(Exception):
+            report.send((text, kind, type(e).__name__))
+    with contextlib.suppress(Exception):
+        report.close()
     # Python's exit handlers run (checkpoints in flight finish), then the process leaves without the
     # interpreter's teardown: communication libraries' threads (gloo, NCCL) can abort it from C++
     # destructors at exit ("terminate called without an active exception").
     with contextlib.suppress(Exception):
         atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr, stack_file):
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
 
 
-def launch(target: Callable, nworld: int, env: dict, args: tuple = (), kwargs: dict | None = None) -> None:
+@dataclass
+class _Rank:
+    rank: int
+    proc: mp.process.BaseProcess
+    conn: object
+    stack: str
+    report: tuple[str, str | None, str] | None = None  # (traceback, "lost"/"timeout" when peers failed it, type)
+    ended: float | None = None  # when the launcher saw it exit
+    failed: float | None = None  # when the launcher saw it fail
+
+    def failure(self) -> bool:
+        return self.report is not None or self.proc.exitcode not in (None, 0)
+
+
+def launch(
+    target: Callable,
+    nworld: int,
+    env: dict,
+    args: tuple = (),
+    kwargs: dict | None = None,
+    classify: Callable[[BaseException], str | None] | None = None,
+) -> None:
     """Run `target(rank, *args, **kwargs)` in `nworld` spawned processes with `env` (plus RANK, LOCAL_RANK).
 
-    Returns when every rank has finished; raises WorldError as soon as one raises or dies.
+    Returns when every rank has finished; raises WorldError soon after one raises, dies or hangs.
+    `classify(exc)`, run in the rank, says "lost" or "timeout" when the exception only reports that the
+    rank's peers failed it (a broken or timed-out collective), else None.
     """
     ctx = mp.get_context("spawn")
-    errors = ctx.Queue()
-    procs = []
+    stacks = tempfile.mkdtemp(prefix="nebulae-world-")
+    ranks: list[_Rank] = []
     try:
         for rank in range(nworld):
             rank_env = {**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}
+            reader, writer = ctx.Pipe(duplex=False)
+            stack = os.path.join(stacks, f"rank{rank}.stack")
             p = ctx.Process(
-                target=_rank_main, args=(target, rank, rank_env, errors, args, kwargs or {}), name=f"world-{rank}"
+                target=_rank_main,
+                args=(target, rank, rank_env, writer, os.getpid(), stack, classify, args, kwargs or {}),
+                name=f"world-{rank}",
             )
             p.start()
-            procs.append(p)
-        failure = _watch(procs, errors)
+            writer.close()
+            ranks.append(_Rank(rank, p, reader, stack))
+        failed = _watch(ranks)
+        message = None if failed is None else _blame(ranks, failed)
     finally:
-        _stop(procs)
-    if failure is not None:
-        rank, text = failure
-        raise WorldError(f"Multiverse: rank {rank} of {nworld} failed; the other ranks were stopped.\n{text}")
+        _stop([r.proc for r in ranks])
+        shutil.rmtree(stacks, ignore_errors=True)
+    if message is not None:
+        raise WorldError(message)
 
 
-def _watch(procs: list, errors) -> tuple[int, str] | None:
-    """Wait until every process exits cleanly (None) or one fails ((rank, traceback or exit status))."""
-    while True:
-        with contextlib.suppress(queue.Empty):
-            return errors.get(timeout=0.2)
-        codes = [p.exitcode for p in procs]
-        for rank, code in enumerate(codes):
-            if code not in (None, 0):
-                with contextlib.suppress(queue.Empty):  # its traceback may still be in flight
-                    return errors.get(timeout=1.0)
-                return rank, _describe_exit(code)
-        if all(code == 0 for code in codes):
+def _watch(ranks: list[_Rank]) -> list[_Rank] | None:
+    """Wait until every rank exits cleanly (None) or one fails; then, for SETTLE seconds or until all
+    have exited, gather the others' news. Returns the ranks that failed."""
+    waiting = {r.conn: r for r in ranks} | {r.proc.sentinel: r for r in ranks}
+    first = None
+    while waiting:
+        left = None if first is None else first + SETTLE - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        for ready in wait(list(waiting), left):
+            r = waiting.pop(ready)
+            if ready is r.conn:
+                with contextlib.suppress(EOFError, OSError):
+                    r.report = r.conn.recv()
+            else:
+                r.proc.join()
+                r.ended = time.monotonic()
+            if r.failed is None and r.failure():
+                r.failed = time.monotonic()
+                first = first or r.failed
+        if first is None and all(r.proc.exitcode == 0 for r in ranks):
             return None
+    return sorted((r for r in ranks if r.failed is not None), key=lambda r: r.failed)
 
 
-def _describe_exit(code: int) -> str:
-    if code < 0:
+def _blame(ranks: list[_Rank], failed: list[_Rank]) -> str:
+    """The WorldError text: the rank that failed first, how, its traceback (or stack), then the others."""
+    n = len(ranks)
+    causes = [r for r in failed if r.report is None or r.report[1] is None]  # raised or died on their own
+    hung = [r for r in ranks if r.proc.exitcode is None and r.failed is None]
+    quit_early = [r for r in ranks if r.proc.exitcode == 0 and r.ended is not None and r.ended <= failed[0].failed]
+    if causes:
+        culprit = causes[0]
+        how, details = _how(culprit)
+    elif quit_early:
+        culprit = quit_early[0]
+        how = "it exited with status 0 while the other ranks still needed it"
+        details = "(no traceback: the universe returned or exited early on this rank only)"
+    elif hung:
+        culprit = hung[0]
+        waited = failed[0]
+        why = "timed out waiting" if waited.report[1] == "timeout" else "gave up waiting"
+        how = f"it hung: rank {waited.rank} {why} for it in a collective"
+        details = _stack(culprit)
+    else:
+        culprit = failed[0]
+        how, details = _how(culprit)
+    others = [f"  rank {r.rank}: {_how(r)[0]}{_last_line(r)}" for r in failed if r is not culprit]
+    text = f"Multiverse: rank {culprit.rank} of {n} failed first ({how}); the other ranks were stopped.\n{details}"
+    if others:
+        text += "\nThen:\n" + "\n".join(others)
+    return text
+
+
+def _how(r: _Rank) -> tuple[str, str]:
+    code = r.proc.exitcode
+    if r.report is not None:
+        kind = {"lost": "it lost its peers", "timeout": "it timed out waiting for its peers"}.get(r.report[1])
+        return kind or f"it raised {r.report[2]}", r.report[0].rstrip()
+    if code is not None and code < 0:
         with contextlib.suppress(ValueError):
-            return f"the process was killed by signal {signal.Signals(-code).name} (no traceback)"
-    return f"the process exited with status {code} (no traceback)"
+            return f"killed by signal {signal.Signals(-code).name}", "(no traceback: the process was killed)"
+    return f"it exited with status {code}", "(no traceback: the process exited without raising)"
+
+
+def _last_line(r: _Rank) -> str:
+    return f": {r.report[0].rstrip().splitlines()[-1]}" if r.report else ""
+
+
+def _stack(r: _Rank) -> str:
+    """A hung rank's Python stack, through faulthandler (empty when the platform has no SIGUSR1)."""
+    if _STACK_SIGNAL is None:
+        return "(no stack: this platform cannot ask a process for it)"
+    with contextlib.suppress(OSError):
+        os.kill(r.proc.pid, _STACK_SIGNAL)
+    deadline, text = time.monotonic() + 2.0, ""
+    while "File" not in text and time.monotonic() < deadline:
+        time.sleep(0.2)  # faulthandler writes from the rank's signal handler
+        with contextlib.suppress(OSError), open(r.stack) as f:
+            text = f.read()
+    return f"its stack when it was stopped:\n{text.rstrip()}" if text else "(no stack: the process did not answer)"
 
 
 def _stop(procs: list) -> None:

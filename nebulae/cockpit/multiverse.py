@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from nebulae import law
-from nebulae.cockpit.launch import WorldError, free_port, launch
+from nebulae.cockpit.launch import WorldError, free_port, launch, raised
 
 if TYPE_CHECKING:
     from nebulae.backend import Universe
@@ -50,8 +50,10 @@ class Multiverse:
     sync_bn: on torch, BN statistics over all worlds' batches (JAX always uses the global batch).
     timeout: seconds a collective may wait for the other ranks before it fails (torch / multi-host).
 
-    If any rank raises or dies, the other ranks are stopped and the call raises WorldError with
-    that rank's traceback.
+    If any rank raises, dies or hangs, the other ranks are stopped and the call raises WorldError naming
+    the rank that failed first, how (its exception, signal or exit status, or a hang), with its traceback
+    (a hung rank's stack); an exception in a world run in this process is a WorldError too (the
+    original is its __cause__). Ranks end within a second of a killed launcher.
     """
 
     def __init__(self, universe: Callable, nworld: int = 1, *, sync_bn: bool = False, timeout: float = 600.0):
@@ -73,9 +75,13 @@ class Multiverse:
         universe = _universe()
         if _under_torchrun() and universe.SPAWNS:
             self._nworld = int(os.environ["WORLD_SIZE"])
-            return self._run(args, kwargs)
-        if self._nworld == 1 or not universe.SPAWNS:
-            return self._run(args, kwargs)
+        if (_under_torchrun() and universe.SPAWNS) or self._nworld == 1 or not universe.SPAWNS:
+            try:
+                return self._run(args, kwargs)
+            except WorldError:
+                raise
+            except Exception as e:  # in this process: the same WorldError as a spawned rank's
+                raise raised(e, *getattr(self, "_where", (0, 1))) from e
         try:
             pickle.dumps(self.universe)
         except Exception as e:
@@ -93,13 +99,14 @@ class Multiverse:
         }
         if "OMP_NUM_THREADS" not in os.environ:  # the ranks share the cores
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self._nworld))
-        launch(_enter_world, self._nworld, env, (self, args, kwargs))
+        launch(_enter_world, self._nworld, env, (self, args, kwargs), classify=_peer_fault)
         return None
 
     def _run(self, args: tuple, kwargs: dict):
         try:
             result = self.universe(self, *args, **kwargs)
         except BaseException:
+            self._where = (_universe().rank(), _universe().size())  # before leaving: then the rank is unknown
             self.leave(clean=False)  # no barrier: the other ranks may never get there
             raise
         self.leave()
@@ -197,3 +204,8 @@ def not_a_craft(value) -> TypeError:
 def _enter_world(rank: int, mv: Multiverse, args: tuple, kwargs: dict) -> None:
     """The body of each spawned world: run the universe, then leave the process group."""
     mv._run(args, kwargs)
+
+
+def _peer_fault(exc: BaseException) -> str | None:
+    """In a world: "lost" / "timeout" when `exc` only says that the other ranks failed this one, else None."""
+    return _universe().peer_fault(exc)
