@@ -8,7 +8,9 @@ Line numbers are 1-based as an editor shows them (the header is line 1).
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
 from dataclasses import dataclass
 
@@ -78,10 +80,13 @@ def read_csv(path: str | os.PathLike) -> Table:
     """Read a CSV with a header row (delimiter ',', quote '"'), checking names, column counts and emptiness.
 
     Blank lines are skipped. Raises ValueError naming the line for a bad header, a row with the
-    wrong number of columns, or a file without data rows.
+    wrong number of columns, a file without data rows, or text that is not UTF-8 (line, column and
+    byte, with how to convert the file).
     """
     path = os.fspath(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open(path, "rb") as raw:
+        text = _utf8(path, raw.read())
+    with io.StringIO(text, newline="") as f:
         reader = csv.reader(f, delimiter=",", quotechar='"', strict=True)
         header: list[str] | None = None
         rows: list[tuple[int, list[str]]] = []
@@ -106,6 +111,30 @@ def read_csv(path: str | os.PathLike) -> Table:
     if not rows:
         raise ValueError(f"{path} has a header ({', '.join(header)}) but no data rows")
     return Table(path, header, rows)
+
+
+def _utf8(path: str, data: bytes) -> str:
+    """The file's text (UTF-8, with or without a BOM); other encodings raise ValueError saying where and how to fix."""
+    fix = "re-save it as UTF-8 (in a spreadsheet: 'CSV UTF-8'; or `iconv -f {enc} -t UTF-8 in.csv > out.csv`)"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (len(data) >= 2 and b"\x00" in data[:64]):
+        enc = "UTF-32" if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) else "UTF-16"
+        raise ValueError(f"{path} is {enc}-encoded text, not UTF-8: {fix.format(enc=enc)}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        line = data.count(b"\n", 0, err.start) + 1
+        before = data[line_start : err.start].decode("utf-8", errors="replace")
+        column = len(next(csv.reader([before]), [""])) if before else 1
+        name = ""
+        if line > 1:
+            first = data[: data.find(b"\n")].decode("utf-8-sig", errors="replace")
+            header = next(csv.reader([first]), [])
+            name = f" ({header[column - 1].strip()!r})" if column <= len(header) else ""
+        raise ValueError(
+            f"{path}, line {line}, column {column}{name}: byte 0x{data[err.start]:02x} is not UTF-8 (the file looks "
+            f"Latin-1 / Windows-1252 encoded): {fix.format(enc='LATIN1')}"
+        ) from None
 
 
 def _check_header(path: str, line: int, cells: list[str]) -> list[str]:

@@ -35,7 +35,7 @@ from types import TracebackType
 
 from nebulae.fuel.assembly import Assembler
 from nebulae.fuel.csvspec import parse_dtype
-from nebulae.fuel.pools import ForkPool, GrainPool, InProcess
+from nebulae.fuel.pools import STALL_S, ForkPool, GrainPool, InProcess
 from nebulae.fuel.sampling import Plan
 from nebulae.fuel.sources import open_source
 
@@ -46,15 +46,19 @@ _STATE_KEYS = ("epoch", "mile", "seed", "mpe", "samples", "batch_size", "world")
 class Tank:
     """Serves batches of a dataset: `next()`, `MPE` batches per epoch, `len()` samples, resumable position.
 
-    data_path: a packed HDF5 file, a list (or glob pattern) of shards, or a .csv file.
-    data_specf: {column: dtype} to read (None: every column as stored). fetch_fn(data, idx) -> item
-    reads one sample (`data[column][idx]` is row idx decoded); prep_fn(item[, rng]) -> item prepares
-    it; collate_fn(items) -> batch stacks them (default: dict of C-contiguous NumPy arrays).
-    in_same_size: drop each epoch's ragged remainder so all batches are full (MPE counts full batches).
-    workers: processes building batches (0: in the caller); prefetch: batches in flight per worker;
-    pool: 'fork' (default) or 'grain'. seed: shuffle order and augmentation draws.
-    rank, world: this process's share (default: env RANK / WORLD_SIZE, else 0 / 1).
-    to_device: serve engine arrays (`dock.coat`), the next batch prepared on a background thread.
+    Args:
+        data_path: a packed HDF5 file, a list (or glob pattern) of shards, or a .csv file.
+        data_specf: {column: dtype} to read (None: every column as stored). fetch_fn(data, idx) -> item
+        reads one sample (`data[column][idx]` is row idx decoded); prep_fn(item[, rng]) -> item prepares
+        it; collate_fn(items) -> batch stacks them (default: dict of C-contiguous NumPy arrays).
+        in_same_size: drop each epoch's ragged remainder so all batches are full (MPE counts full batches).
+        workers: processes building batches (0: in the caller); prefetch: batches in flight per worker;
+        pool: 'fork' (default) or 'grain'. seed: shuffle order and augmentation draws.
+        worker_timeout: seconds a fork worker may take over one batch (default 600; None: no limit); past it,
+        or when a worker dies (killed, crashed), `next()` stops every worker and raises RuntimeError naming
+        the worker, its pid and how it ended (signal or exit code) or the limit it exceeded.
+        rank, world: this process's share (default: env RANK / WORLD_SIZE, else 0 / 1).
+        to_device: serve engine arrays (`dock.coat`), the next batch prepared on a background thread.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class Tank:
         world: int | None = None,
         prefetch: int = 2,
         pool: str = "fork",
+        worker_timeout: float | None = STALL_S,
     ):
         for name, fn in (("fetch_fn", fetch_fn), ("prep_fn", prep_fn), ("collate_fn", collate_fn)):
             if fn is not None and not callable(fn):
@@ -85,6 +90,11 @@ class Tank:
             raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        if worker_timeout is not None and (
+            isinstance(worker_timeout, bool) or not isinstance(worker_timeout, int | float) or not worker_timeout > 0
+        ):
+            raise ValueError(f"worker_timeout must be a positive number of seconds or None, got {worker_timeout!r}")
+        self.worker_timeout = worker_timeout
         self.source = open_source(data_path, data_specf)
         self.specs = _check_specs(data_specf, self.source)
         rank = _from_env("RANK", 0) if rank is None else rank
@@ -236,7 +246,12 @@ class Tank:
         if self.pool_kind == "grain":
             return GrainPool(assembler, self.workers, self.prefetch, start)
         return ForkPool(
-            assembler, self.workers, self.prefetch, start, before_fork=lambda: self.source.before_fork(self.specs)
+            assembler,
+            self.workers,
+            self.prefetch,
+            start,
+            before_fork=lambda: self.source.before_fork(self.specs),
+            stall=self.worker_timeout,
         )
 
     def _replan(self, plan: Plan, position: int) -> None:

@@ -27,9 +27,12 @@ import difflib
 import io
 import multiprocessing as mp
 import os
+import re
 import secrets
 import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +42,9 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
+from nebulae import faults
+
+from . import pixels
 from .csvspec import Table, cast_column, parse_dtype, read_csv
 from .layout import ColumnSpec, Writer
 from .progress import Bar
@@ -55,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "shards": 1,
     "keep_exif": True,
     "workers": None,
+    "max_pixels": None,
+    "allow_outside": False,
 }
 ENCODINGS = ("JPEG", "PNG")
 JPEG_QUALITY = 95
@@ -74,6 +82,13 @@ class Generator:
     image paths are relative to `file_dir`, which defaults to the CSV's folder. Every argument of
     `generate` except `dst_path` may also be set here or with `modify` (a `config` dict overrides
     the keywords); `workers` (None = all cores, 0 = this process) is an extra setting.
+
+    Args:
+        max_pixels: the most pixels an image may declare in its header, checked before decoding (a
+            decompression bomb guard); None (default): the environment variable NEB_MAX_PIXELS, else
+            2**28 (about 268 megapixels); 0: no limit.
+        allow_outside: pack image paths that lead outside `file_dir` (`../`, absolute paths, symlinks
+            out of it); by default such a row is refused with an error naming the CSV line and path.
     """
 
     def __init__(
@@ -95,7 +110,8 @@ class Generator:
 
     def modify(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         """Change settings (file_dir, file_list, dtype, is_seq, height, width, channel, encode, shards,
-        keep_exif, workers); `config` entries win over keywords; unknown names raise ValueError."""
+        keep_exif, workers, max_pixels, allow_outside); `config` entries win over keywords; unknown names
+        raise ValueError."""
         changes = {**kwargs, **dict(config or {})}
         self._settings = _checked({**self._settings, **changes}, changes)
 
@@ -139,11 +155,21 @@ class Generator:
                 raise ValueError(f"destination {path} is a directory")
         os.makedirs(os.path.dirname(os.path.abspath(dst_path)), exist_ok=True)
         recipe = _Recipe(
-            s["height"], s["width"], s["channel"], s["encode"], s["keep_exif"], plan.table.path, plan.columns[0].name
+            s["height"],
+            s["width"],
+            s["channel"],
+            s["encode"],
+            s["keep_exif"],
+            plan.table.path,
+            plan.columns[0].name,
+            pixels.resolve(s["max_pixels"]),
         )
+        for path in finals:
+            _sweep_temps(path)
         temps: list[str] = []
         try:
             _write_shards(plan, recipe, finals, temps, s["workers"])
+            faults.point("generator.before-replace")
             for temp, final in zip(temps, finals):
                 os.replace(temp, final)
             temps.clear()
@@ -186,7 +212,7 @@ def _checked(settings: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, 
         if isinstance(s["dtype"], str) or not isinstance(s["dtype"], Sequence):
             raise TypeError(f"dtype must be a list of dtype names such as ['vuint8', 'int64'], got {s['dtype']!r}")
         s["dtype"] = [str(parse_dtype(d)) for d in s["dtype"]]
-    for key in ("is_seq", "keep_exif"):
+    for key in ("is_seq", "keep_exif", "allow_outside"):
         if not isinstance(s[key], bool | np.bool_):
             raise TypeError(f"{key} must be True or False, got {s[key]!r}")
         s[key] = bool(s[key])
@@ -202,6 +228,10 @@ def _checked(settings: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, 
     if encode not in ENCODINGS:
         raise ValueError(f"encode must be 'JPEG' or 'PNG' (any case), got {s['encode']!r}")
     s["encode"] = encode
+    if s["max_pixels"] is not None and (not _is_int(s["max_pixels"]) or s["max_pixels"] < 0):
+        raise ValueError(
+            f"max_pixels must be None (NEB_MAX_PIXELS or 2**28), 0 (no limit) or a pixel count, got {s['max_pixels']!r}"
+        )
     if s["workers"] is not None and (not _is_int(s["workers"]) or s["workers"] < 0):
         raise ValueError(
             f"workers must be None (all cores), 0 (this process) or a positive integer, got {s['workers']!r}"
@@ -249,6 +279,7 @@ def _plan(s: dict[str, Any]) -> _Plan:
         columns.append(ColumnSpec(header[i], dtype.base, col_kind))
         values[header[i]] = cast_column(table, i, dtype)
     root = s["file_dir"] if s["file_dir"] is not None else os.path.dirname(os.path.abspath(csv_path))
+    real_root = os.path.realpath(root)
     images = []
     for line, cells in table.rows:
         names = cells[0].split(",") if s["is_seq"] else [cells[0]]
@@ -260,6 +291,12 @@ def _plan(s: dict[str, Any]) -> _Plan:
             path = os.path.join(root, name)
             if not os.path.isfile(path):
                 raise ValueError(f"{table.where(line, 0)}: image file not found: {path}")
+            real = os.path.realpath(path)
+            if not s["allow_outside"] and os.path.commonpath([real, real_root]) != real_root:
+                raise ValueError(
+                    f"{table.where(line, 0)}: image path {name!r} leads outside file_dir {real_root} (to {real}); "
+                    "move the file under file_dir, or pass allow_outside=True (`pack --allow-outside`) to pack it"
+                )
             paths.append(path)
         images.append(paths)
     return _Plan(table, columns, values, images)
@@ -296,6 +333,7 @@ def _write_shards(plan: _Plan, recipe: _Recipe, finals: list[str], temps: list[s
                 item = {name: values[row] for name, values in plan.values.items()}
                 item[plan.columns[0].name] = frames if plan.columns[0].kind == "frames" else frames[0]
                 writer.append(item)
+                faults.point("generator.row")
                 row += 1
                 bar.advance(len(frames))
                 if row == bounds[shard + 1]:
@@ -313,6 +351,37 @@ def _temp_beside(final: str, temps: list[str]) -> str:
     path = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     temps.append(path)
     return path
+
+
+def _sweep_temps(final: str) -> list[str]:
+    """Remove the temporary files of `final` that dead processes left (a Generator killed while writing).
+
+    A temporary file is `.<name>.<pid>.<12 hex>.tmp` beside the destination; one whose pid still runs
+    may be another Generator's work in progress and is left alone.
+    """
+    folder, name = os.path.split(os.path.abspath(final))
+    pattern = re.compile(rf"\.{re.escape(name)}\.(\d+)\.[0-9a-f]{{12}}\.tmp")
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(folder):
+            match = pattern.fullmatch(entry)
+            if match and not _alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, entry))
+                    removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _chunks(plan: _Plan, count: int) -> Iterator[list[tuple[int, list[str]]]]:
@@ -341,7 +410,9 @@ def _results(chunks: list, recipe: _Recipe, procs: int) -> Iterator[Iterator[lis
     if procs == 0:
         yield (_transcode_chunk(chunk, recipe) for chunk in chunks)
         return
-    pool = cf.ProcessPoolExecutor(procs, mp_context=_mp_context(), initializer=_init_worker, initargs=(recipe,))
+    pool = cf.ProcessPoolExecutor(
+        procs, mp_context=_mp_context(), initializer=_init_worker, initargs=(recipe, os.getpid())
+    )
     try:
         yield _ordered(pool, chunks, window=4 * procs)
     except BaseException:
@@ -397,19 +468,33 @@ class _Recipe:
     keep_exif: bool
     csv: str
     column: str
+    max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS
 
     def where(self, line: int) -> str:
         return f"{self.csv}, line {line}, column {self.column!r}"
 
 
 _RECIPE: _Recipe | None = None
+_WATCH_S = 0.25  # how often a worker checks that its parent is alive
 
 
-def _init_worker(recipe: _Recipe) -> None:
+def _init_worker(recipe: _Recipe, owner: int) -> None:
     global _RECIPE
     _RECIPE = recipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts the pool down
     cv2.setNumThreads(1)
+    threading.Thread(target=_watch_parent, args=(os.getppid(), owner), daemon=True, name="generator-parent").start()
+
+
+def _watch_parent(parent: int, owner: int) -> None:
+    """End this worker within a second of the Generator's death (a killed Generator leaves no orphans).
+
+    `parent` is the Generator (`owner`), or the forkserver, which exits with it; either way this
+    process is then re-parented. The pool's pipes never report it: the sibling workers hold their ends.
+    """
+    while os.getppid() == parent and _alive(owner):
+        time.sleep(_WATCH_S)
+    os._exit(1)
 
 
 def _transcode_chunk(chunk: list[tuple[int, list[str]]], recipe: _Recipe | None = None) -> list[list[bytes]]:
@@ -422,14 +507,32 @@ def _transcode_chunk(chunk: list[tuple[int, list[str]]], recipe: _Recipe | None 
                 data = _read(path)
             except OSError as err:
                 raise ValueError(f"{recipe.where(line)}: cannot read image {path}: {err}") from None
-            try:
-                frames.append(
-                    transcode(data, recipe.height, recipe.width, recipe.channel, recipe.encode, recipe.keep_exif)
+            if not data:
+                raise ValueError(
+                    f"{recipe.where(line)}: image file {path} is empty (0 bytes): replace it with the image "
+                    "(a copy or download cut short?) or remove its row"
                 )
-            except UndecodableImageError as err:
-                raise ValueError(f"{recipe.where(line)}: cannot decode image {path}: {err}") from None
+            try:
+                pixels.check(data, recipe.max_pixels)
+            except pixels.ImageTooLargeError as err:
+                raise ValueError(f"{recipe.where(line)}: image {path}: {err}") from None
+            try:
+                with pixels.unlimited_pillow():  # the limit was checked above; Pillow's own would differ
+                    frames.append(
+                        transcode(data, recipe.height, recipe.width, recipe.channel, recipe.encode, recipe.keep_exif)
+                    )
+            except (UndecodableImageError, cv2.error) as err:
+                raise ValueError(
+                    f"{recipe.where(line)}: cannot decode image {path}: {_first_line(err)}; "
+                    "replace the file with a valid image or remove its row"
+                ) from None
         out.append(frames)
     return out
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[-1] if isinstance(err, cv2.error) else text
 
 
 def _read(path: str) -> bytes:
@@ -493,7 +596,10 @@ def _decode(data: bytes, channel: int, min_size: tuple[int, int]) -> np.ndarray:
             pass  # e.g. arithmetic coding or a 12-bit JPEG: Pillow decides (it rejects truncated files)
     else:
         flags = (cv2.IMREAD_GRAYSCALE if channel == 1 else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        except cv2.error:  # e.g. over OpenCV's own pixel limit, or no bytes: Pillow decides
+            image = None
         if image is not None:
             return image[:, :, None] if channel == 1 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     try:

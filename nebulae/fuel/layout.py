@@ -26,6 +26,8 @@ import cv2
 import h5py
 import numpy as np
 
+from nebulae import faults
+
 FORMAT = 1
 KINDS = ("image", "frames", "scalar", "vlen", "str")
 CACHE_BYTES = 256 * 2**20  # blobs up to this size are read into RAM once per process
@@ -75,6 +77,7 @@ class Writer:
                 f.attrs[key] = value
             for col in self.columns:
                 _write_column(f, col, self.rows[col.name])
+                faults.point("layout.column-written")
 
 
 def _flat(chunks: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -103,15 +106,43 @@ def _write_column(f: h5py.File, col: ColumnSpec, values: list) -> None:
 def decode(data: np.ndarray | bytes, channel: int) -> np.ndarray:
     """Decode JPEG/PNG bytes to an RGB (or grey) HWC uint8 array with `channel` channels."""
     buf = np.frombuffer(data, np.uint8)
-    if channel == 1:
-        image = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
-        if image is None:
-            raise ValueError("undecodable image bytes")
-        return image[:, :, None]
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if not buf.size:
+        raise ValueError("no image bytes (an empty file?)")
+    flags = (cv2.IMREAD_GRAYSCALE if channel == 1 else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    try:
+        image = cv2.imdecode(buf, flags)
+    except cv2.error as err:  # OpenCV's assertions, e.g. over its own pixel limit
+        raise ValueError(f"undecodable image bytes ({str(err).strip().splitlines()[-1]})") from None
     if image is None:
         raise ValueError("undecodable image bytes")
+    if channel == 1:
+        return image[:, :, None]
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+_PARTS = {"image": ("blob", "offsets"), "str": ("blob", "offsets"), "frames": ("blob", "offsets", "rows")}
+_PARTS["vlen"] = ("data", "offsets")
+
+
+def _check_column(f: h5py.File, spec: ColumnSpec, count: int) -> str:
+    """What is wrong with the datasets of column `spec` (from metadata only, nothing read), or ''."""
+    if spec.kind not in KINDS:
+        return f"has an unknown kind {spec.kind!r}"
+    node = f.get(spec.name)
+    if node is None:
+        return f"is listed in the file's columns but its {'dataset' if spec.kind == 'scalar' else 'group'} is missing"
+    if spec.kind == "scalar":
+        if not isinstance(node, h5py.Dataset) or node.shape != (count,):
+            return f"should be a dataset of shape ({count},), found {getattr(node, 'shape', 'a group')}"
+        return ""
+    for part in _PARTS[spec.kind]:
+        data = node.get(part) if isinstance(node, h5py.Group) else None
+        if not isinstance(data, h5py.Dataset) or data.ndim != 1:
+            return f"lacks its dataset {spec.name}/{part}"
+    rows = node["rows" if spec.kind == "frames" else "offsets"]
+    if rows.shape != (count + 1,):
+        return f"has {rows.name} of shape {rows.shape} for {count} rows (expected ({count + 1},))"
+    return ""
 
 
 class Column:
@@ -133,6 +164,17 @@ class Column:
 
     def raw(self, i: int):
         """The stored value of row i without decoding images (bytes, or a list of frame bytes)."""
+        try:
+            return self._raw(i)
+        except (OSError, KeyError, RuntimeError) as err:  # h5py's, for damaged data or a file changed under us
+            if isinstance(err, OSError) and err.errno is not None:
+                raise  # a system error (disk, NFS) already names itself
+            raise OSError(
+                f"{self.reservoir.path}: cannot read row {i} of column {self.spec.name!r} ({err}); the file is "
+                f"damaged: copy it again or re-pack it with fuel.Generator"
+            ) from None
+
+    def _raw(self, i: int):
         if self.reservoir._pid != os.getpid():
             self.reservoir.file  # noqa: B018 (reopens after a fork and drops caches tied to the old handle)
         if self._blob is None:
@@ -180,14 +222,33 @@ class Reservoir:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        with h5py.File(self.path, "r") as f:
+        damaged = "copy it again or re-pack it with fuel.Generator"
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as err:
+            if err.errno is not None:
+                raise
+            raise ValueError(
+                f"{self.path}: cannot open this HDF5 file ({err}); it is truncated or damaged (a copy or a "
+                f"write cut short?): {damaged}"
+            ) from None
+        with f:
             if int(f.attrs.get("nebulae_format", 0)) != FORMAT:
                 raise ValueError(
                     f"{self.path}: not a Nebulae packed file of format {FORMAT} "
                     f"(attribute nebulae_format = {f.attrs.get('nebulae_format')!r})"
                 )
-            self.count = int(f.attrs["count"])
-            self.specs = [ColumnSpec(**c) for c in json.loads(f.attrs["columns"])]
+            try:
+                self.count = int(f.attrs["count"])
+                self.specs = [ColumnSpec(**c) for c in json.loads(f.attrs["columns"])]
+            except (KeyError, TypeError, ValueError) as err:
+                raise ValueError(
+                    f"{self.path}: its 'count' or 'columns' attribute is missing or bad ({err}): {damaged}"
+                ) from None
+            for spec in self.specs:
+                problem = _check_column(f, spec, self.count)
+                if problem:
+                    raise ValueError(f"{self.path}: column {spec.name!r} {problem}: {damaged}")
             self.meta = {
                 k: (v.item() if hasattr(v, "item") else v)
                 for k, v in f.attrs.items()

@@ -42,6 +42,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shards", type=int, default=1, help="number of output files (default 1)")
     parser.add_argument("--strip-exif", action="store_true", help="drop EXIF metadata (orientation is applied anyway)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; 0: none)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse images whose header declares more pixels (default: env NEB_MAX_PIXELS, else 2**28; 0: no limit)",
+    )
+    parser.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="pack image paths that lead outside --file-dir (../, absolute, symlinks out); refused by default",
+    )
     parser.set_defaults(func=run)
 
 
@@ -50,7 +61,14 @@ def run(args: argparse.Namespace) -> int:
     from nebulae.fuel.generator import Generator
 
     try:
-        generator = Generator(file_dir=args.file_dir, file_list=args.file_list, dtype=args.dtype, is_seq=args.seq)
+        generator = Generator(
+            file_dir=args.file_dir,
+            file_list=args.file_list,
+            dtype=args.dtype,
+            is_seq=args.seq,
+            max_pixels=args.max_pixels,
+            allow_outside=args.allow_outside,
+        )
         paths = generator.generate(
             args.dst_path,
             height=args.height,

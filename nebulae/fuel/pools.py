@@ -28,6 +28,7 @@ import pickle
 import random
 import signal
 import sys
+import time
 import traceback
 import warnings
 from collections import deque
@@ -36,11 +37,12 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
+from nebulae import faults
 from nebulae.fuel.assembly import Assembler
 
 _ALIGN = 64
 _POLL_S = 1.0
-_STALL_S = 600.0  # a worker silent this long is stuck: fail instead of hanging
+STALL_S = 600.0  # default Tank(worker_timeout=...): a worker silent this long on one batch is stuck
 
 
 def worker_batch(assembler: Assembler, position: int):
@@ -177,6 +179,7 @@ def _serve(conn: Connection, assembler: Assembler, slots: list[mmap.mmap], paren
             return
         position, slot = job
         try:
+            faults.point("tank.worker-batch")
             reply = _pack(worker_batch(assembler, position), slots[slot])
         except BaseException as err:  # noqa: BLE001 (sent to the parent, which raises it)
             text = traceback.format_exc()
@@ -201,6 +204,7 @@ class ForkPool:
         prefetch: int,
         start: int,
         before_fork: Callable[[], None] | None = None,
+        stall: float | None = STALL_S,
     ):
         first = assembler.batch(start)  # in the caller: sizes the slots and shows errors plainly
         size = max(batch_bytes(first) * 3 // 2, 2**20)  # room for somewhat bigger batches
@@ -214,9 +218,10 @@ class ForkPool:
         with _sequential_opencv():
             self._start(ctx, assembler, workers)
         self.inflight: deque[tuple[int, int, int]] = deque()  # (worker, slot, position) in send order
-        self.stall = _STALL_S
+        self.stall = stall
         self.ready = [first]  # the batch built here, served first
         self.closed = False
+        self.failure: str | None = None  # why the workers were stopped, repeated by later calls
         self._restart(start + 1)
         self.position = start
 
@@ -244,7 +249,10 @@ class ForkPool:
     def _send(self, worker: int) -> None:
         used = {s for w, s, _ in self.inflight if w == worker}
         slot = next(s for s in range(self.depth) if s not in used)
-        self.conns[worker].send((self.sent, slot))
+        try:
+            self.conns[worker].send((self.sent, slot))
+        except OSError:  # BrokenPipeError / ConnectionResetError: the worker is gone
+            self._fail(self._died(worker, self.sent))
         self.inflight.append((worker, slot, self.sent))
         self.sent += 1
 
@@ -252,19 +260,22 @@ class ForkPool:
         """The reply for the oldest job in flight (popped only once it has arrived, so Ctrl-C loses nothing)."""
         worker, slot, position = self.inflight[0]
         conn, proc = self.conns[worker], self.procs[worker]
-        waited = 0.0
-        while not conn.poll(_POLL_S):
-            waited += _POLL_S
-            if not proc.is_alive():
-                self.close()
-                raise RuntimeError(f"Tank worker {worker} (pid {proc.pid}) died with exit code {proc.exitcode}")
-            if waited >= self.stall:
-                self.close()
-                raise RuntimeError(
-                    f"Tank worker {worker} (pid {proc.pid}) produced nothing for {waited:.0f} s on "
-                    f"batch position {position}; it is stuck (stopped)"
-                )
-        reply = conn.recv()
+        started = time.monotonic()
+        try:
+            while not conn.poll(_POLL_S if self.stall is None else min(_POLL_S, max(self.stall, 0.01))):
+                if not proc.is_alive():
+                    self._fail(self._died(worker, position))
+                waited = time.monotonic() - started
+                if self.stall is not None and waited >= self.stall:
+                    self._fail(
+                        f"Tank worker {worker} (pid {proc.pid}) produced nothing for {waited:.1f} s on batch "
+                        f"position {position}, over the Tank's worker_timeout={self.stall:g} s: it is stuck "
+                        "(in fetch_fn, prep_fn, collate_fn or a read); all workers were stopped. Fix the hang, or "
+                        "pass a larger worker_timeout (None: wait forever) if a batch really takes that long"
+                    )
+            reply = conn.recv()
+        except (EOFError, OSError):  # the pipe broke: the worker died (perhaps mid-reply)
+            self._fail(self._died(worker, position))
         self.inflight.popleft()
         if discard:
             return None
@@ -279,10 +290,42 @@ class ForkPool:
             return reply[1]
         return _unpack(reply[1], reply[2], self.slots[worker][slot])
 
-    def next(self):
-        """The batch at the current position."""
+    def _died(self, worker: int, position: int) -> str:
+        """The message for worker `worker` found dead while batch `position` was due."""
+        proc = self.procs[worker]
+        proc.join(timeout=2)  # it may still be exiting: wait for its status
+        code = proc.exitcode
+        if code is None:
+            how = "closed its pipe but is still running"
+        elif code < 0:
+            try:
+                how = f"was killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+            if code == -signal.SIGKILL:
+                how += " (the out-of-memory killer, or a kill -9)"
+        else:
+            how = f"exited with code {code}"
+        return (
+            f"Tank worker {worker} (pid {proc.pid}) {how} while making batch position {position}; "
+            "all workers were stopped. Make a new Tank (restore its state() to continue where it stopped)"
+        )
+
+    def _fail(self, message: str):
+        """Stop every worker at once and raise RuntimeError(message); later calls repeat it."""
+        self.failure = message
+        self.close(wait=False)
+        raise RuntimeError(message)
+
+    def _check_open(self) -> None:
+        if self.failure is not None:
+            raise RuntimeError(f"this Tank's workers were stopped: {self.failure}")
         if self.closed:
             raise RuntimeError("this Tank is closed")
+
+    def next(self):
+        """The batch at the current position."""
+        self._check_open()
         if self.ready:
             batch = self.ready.pop()
         else:
@@ -294,16 +337,15 @@ class ForkPool:
 
     def seek(self, position: int) -> None:
         """Drop the batches in flight and continue from `position`."""
-        if self.closed:
-            raise RuntimeError("this Tank is closed")
+        self._check_open()
         while self.inflight:
             self._receive(discard=True)
         self.ready = []
         self._restart(position)
         self.position = position
 
-    def close(self) -> None:
-        """Stop the workers (politely, then by signal) and free the shared memory."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers (politely, then by signal; at once without `wait`) and free the shared memory."""
         if self.closed:
             return
         self.closed = True
@@ -311,7 +353,7 @@ class ForkPool:
             with contextlib.suppress(OSError, ValueError):
                 conn.send(None)
         for proc in self.procs:
-            proc.join(timeout=5)
+            proc.join(timeout=5 if wait else 0.2)
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=5)

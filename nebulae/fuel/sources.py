@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import simplejpeg
 
-from nebulae.fuel import csvspec, layout
+from nebulae.fuel import csvspec, layout, pixels
 
 _JPEG_MAGIC = b"\xff\xd8"
 _IMAGE_KINDS = ("image", "frames")
@@ -172,6 +172,8 @@ class CsvSource:
         self.columns = {name: "str" for name in table.header}
         self.images: set[str] = set()
         self.values: dict[str, list] = {}
+        self.wheres: dict[str, list[str]] = {}  # per image column, each row's 'file, line, column'
+        self.max_pixels = pixels.resolve(None)
         self.count = len(table.rows)
         for name in wanted.keys() & set(table.header):
             try:
@@ -195,6 +197,7 @@ class CsvSource:
                 raise FileNotFoundError(f"{table.where(line, column)}: image file not found: {path}")
             paths.append(path)
         self.values[name], self.columns[name] = paths, "uint8"
+        self.wheres[name] = [table.where(line, column) for line, _ in table.rows]
         self.images.add(name)
 
     def __len__(self) -> int:
@@ -203,7 +206,7 @@ class CsvSource:
     def __getitem__(self, name: str) -> CsvColumn:
         if name not in self.values:
             raise KeyError(f"{self.path} has no column {name!r}; columns: {', '.join(self.columns)}")
-        return CsvColumn(self.values[name], name in self.images)
+        return CsvColumn(self.values[name], name in self.images, self.wheres.get(name), self.max_pixels)
 
     def keys(self) -> list[str]:
         """Column names in header order."""
@@ -224,8 +227,14 @@ def _casts(cell: str, dtype: csvspec.Dtype) -> bool:
 class CsvColumn:
     """One CSV column: `column[i]` is the cast cell, or the decoded RGB image for an image-path column."""
 
-    def __init__(self, values: list, images: bool):
-        self.values, self.images = values, images
+    def __init__(
+        self,
+        values: list,
+        images: bool,
+        wheres: list[str] | None = None,
+        max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
+    ):
+        self.values, self.images, self.wheres, self.max_pixels = values, images, wheres, max_pixels
 
     def __len__(self) -> int:
         return len(self.values)
@@ -234,9 +243,18 @@ class CsvColumn:
         value = self.values[index]
         if not self.images:
             return value
+        where = f"{self.wheres[index]}: " if self.wheres else ""
         with open(value, "rb") as f:
             data = f.read()
+        if not data:
+            raise ValueError(f"{where}image file {value} is empty (0 bytes): replace it or remove its row")
+        try:
+            pixels.check(data, self.max_pixels, pixels.ENV_HOW)
+        except pixels.ImageTooLargeError as err:
+            raise ValueError(f"{where}image file {value}: {err}") from None
         try:
             return decode_image(data, 3)
-        except ValueError:
-            raise ValueError(f"undecodable image file {value}") from None
+        except ValueError as err:
+            raise ValueError(
+                f"{where}undecodable image file {value} ({err}): replace it with a valid image or remove its row"
+            ) from None
