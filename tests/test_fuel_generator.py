@@ -481,8 +481,10 @@ def test_ctrl_c_while_packing_leaves_nothing(tmp_path):
     gen = Generator(file_list=tmp_path / "list.csv", dtype=["vuint8"], encode="png", height=128, width=128)
 
     def interrupt():  # Ctrl-C reaches the main thread as KeyboardInterrupt once the pool runs
+        # wait for both workers: an interrupt landing while the main thread is still forking is swallowed by
+        # the interpreter's at-fork hooks ("Exception ignored in _releaseLock") and never reaches generate
         deadline = time.monotonic() + 30
-        while not multiprocessing.active_children() and time.monotonic() < deadline:
+        while len(multiprocessing.active_children()) < 2 and time.monotonic() < deadline:
             time.sleep(0.001)
         _thread.interrupt_main()
 
