@@ -133,7 +133,7 @@ def sweep(folder: str, complete: Callable[[str], bool] | None = None) -> list[st
     for entry in sorted(os.listdir(folder)):
         stem, orbax, _ = entry.partition(".orbax-checkpoint-tmp")  # Orbax's unfinished folder: never whole
         match = _TEMP.match(stem)
-        if match and match.group(3) == _HOST and not _alive(int(match.group(4))):
+        if match and match.group(3) == _HOST and not alive(int(match.group(4))):
             kind = match.group(2) + orbax
             orphans.setdefault(match.group(1), {})[kind] = os.path.join(folder, entry)
     for base, kinds in orphans.items():
@@ -150,7 +150,8 @@ def sweep(folder: str, complete: Callable[[str], bool] | None = None) -> list[st
     return removed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` of this host may still be running (this process, or one we may not signal, counts)."""
     if pid == os.getpid():
         return True
     try:

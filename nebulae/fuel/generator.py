@@ -43,6 +43,7 @@ import simplejpeg
 from PIL import Image
 
 from nebulae import faults
+from nebulae.cockpit.anchors import alive
 
 from . import pixels
 from .csvspec import Table, cast_column, parse_dtype, read_csv
@@ -365,23 +366,11 @@ def _sweep_temps(final: str) -> list[str]:
     with contextlib.suppress(OSError):
         for entry in os.listdir(folder):
             match = pattern.fullmatch(entry)
-            if match and not _alive(int(match.group(1))):
+            if match and not alive(int(match.group(1))):
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(folder, entry))
                     removed.append(entry)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _chunks(plan: _Plan, count: int) -> Iterator[list[tuple[int, list[str]]]]:
@@ -492,7 +481,7 @@ def _watch_parent(parent: int, owner: int) -> None:
     `parent` is the Generator (`owner`), or the forkserver, which exits with it; either way this
     process is then re-parented. The pool's pipes never report it: the sibling workers hold their ends.
     """
-    while os.getppid() == parent and _alive(owner):
+    while os.getppid() == parent and alive(owner):
         time.sleep(_WATCH_S)
     os._exit(1)
 
