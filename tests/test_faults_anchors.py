@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,11 +148,14 @@ def test_a_damaged_anchor_is_refused_by_name_and_skipped_for_the_one_before(dock
 def test_names_that_would_leave_save_path_are_refused_before_anything_is_written(dock, tmp_path, scope, file, bad):
     save = tmp_path / "a" / "b"
     tm = TimeMachine(save, save)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = anchors.temporary(str(save / "MLP-1"), "tmp").replace(f"-{os.getpid()}-", f"-{dead.stdout.strip()}-")
+    open(leftover, "wb").close()  # a dead process's leftover: a refused drop must not even sweep it
     net = mlp(dock)
     net.scope = scope
     with pytest.raises(ValueError, match=bad.replace("(", r"\(").replace(")", r"\)")):
         tm.drop(net, file=file)
-    assert [p for p in tmp_path.rglob("*") if p.is_file() or p.name not in ("a", "b")] == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file() or p.name not in ("a", "b")] == [Path(leftover)]
     if scope != "MLP":
         with pytest.raises(ValueError, match="is not a plain name"):
             tm.to(net)

@@ -115,6 +115,9 @@ class TimeMachine:
         The anchor may still be in flight when this returns; `wait()` (or the next drop/to) finishes it.
         """
         file = _file(file)
+        scope = anchors.check_name(getattr(craft, "scope", None) or type(craft).__name__, "the craft's scope")
+        if file:
+            anchors.check_file(file)  # refused names touch nothing: no wait, no sweep
         with self._lock:
             self.wait()
             backend = _backend_of(craft)
@@ -122,9 +125,6 @@ class TimeMachine:
             _check_unswapped(anchor, craft)
             anchors.sweep(self.save_path, anchor.is_complete)
             step = anchor.step_of(craft)
-            scope = anchors.check_name(getattr(craft, "scope", None) or type(craft).__name__, "the craft's scope")
-            if file:
-                anchors.check_file(file)
             meta = {
                 "format": FORMAT,
                 "engine": backend.ENGINE,
