@@ -239,3 +239,23 @@ def test_a_final_save_that_fails_at_exit_ends_the_process_with_status_1(engine, 
     assert sorted(e for e in os.listdir(tmp_path) if not e.startswith(".")) == [
         "MLP-1" + (".pth" if engine == "pytorch" else "")
     ]
+
+
+def test_a_weights_file_with_an_extra_text_dataset_loads_and_reports_it(dock, tmp_path):
+    import h5py
+
+    tm = TimeMachine(tmp_path, tmp_path)
+    net = mlp(dock)
+    _weights(net, 6.0)
+    tm.drop(net, file="net.h5")
+    with h5py.File(tmp_path / "net.h5", "a") as f:
+        f["notes"] = "trained on the digits set"
+    twin = mlp(dock)
+    with pytest.warns(UserWarning, match=r"unexpected keys \(1\): notes"):
+        tm.to(twin, file="net.h5")
+    assert {float(v.flat[0]) for v in twin.export_weights().values()} == {6.0}
+    with h5py.File(tmp_path / "net.h5", "a") as f:
+        del f["fc1/weight"]
+        f["fc1/weight"] = np.full(net.export_weights()["fc1/weight"].shape, b"x")  # the right shape, text
+    with pytest.raises(ValueError, match=r"dataset 'fc1/weight' holds .* values, not numbers"):
+        tm.to(mlp(dock), file="net.h5")

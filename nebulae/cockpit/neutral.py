@@ -93,12 +93,12 @@ def read(path: str, expected: dict[str, tuple] | None = None) -> tuple[dict[str,
         f.visititems(visit)
         arrays: dict[str, np.ndarray | Skipped] = {}
         for key, node in datasets.items():
-            if node.dtype.kind not in "biuf":
+            wanted = expected is None or (key in expected and tuple(expected[key]) == node.shape)
+            if wanted and node.dtype.kind not in "biuf":  # an unexpected one is only reported, never read
                 raise ValueError(
                     f"{path!r}: dataset {key!r} holds {node.dtype} values, not numbers; a Nebulae weights file "
                     "holds numeric arrays only (write it with TimeMachine.drop(craft, file='name.h5'))"
                 )
-            wanted = expected is None or (key in expected and tuple(expected[key]) == node.shape)
             try:
                 arrays[key] = node[()] if wanted else Skipped(node.shape, node.dtype)
             except OSError as err:
