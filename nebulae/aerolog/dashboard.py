@@ -4,7 +4,11 @@ Per mile (`gauge` call) the board only appends each metric's value, as given, to
 no conversion, so a device scalar (a torch tensor or a JAX array) is not synchronised. Display
 steps (every `interval` miles, and the last mile of an epoch) convert the pending values in one go
 and fold them into running sums: a moving-average ring of `window` values, the epoch sum, and the
-last `span` averages for the curve. Every step is O(1) amortised, whatever the history length.
+last `span` averages for the curve. Every step is O(1) amortised, whatever the history length, and the
+memory is bounded: the per-mile rows (mile, value, moving average) are buffered up to `SPILL` rows per
+metric, then appended to the mile CSV (`<metric>_<STAGE>_mile.csv` under `log_path`, rank 0; other ranks
+drop them); the PNG curves are drawn from at most `2 * PLOTTED` points (bucket means whose size doubles
+as the run grows; every point while the run is shorter); epoch means are one number per epoch.
 Only rank 0 prints and writes files (`nebulae.kit.rank`); every rank records, so `read` works on all.
 """
 
@@ -16,8 +20,9 @@ import os
 import shutil
 import sys
 import time
+from array import array
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,8 @@ __all__ = ["DashBoard", "FORMATS"]
 FORMATS = ("raw", "percent", "tailor", "inviz", "image")
 _RECORDED = ("raw", "percent", "inviz")
 _SHOWN_IN_CURVE = ("raw", "percent")
+SPILL = 4096  # per-mile rows a metric holds before appending them to its mile CSV
+PLOTTED = 4096  # a metric's PNG curve keeps between PLOTTED and 2 * PLOTTED points once it has that many
 _BOLD_CYAN, _YELLOW, _RESET = "\x1b[1;36m", "\x1b[33m", "\x1b[0m"
 
 
@@ -79,15 +86,51 @@ def _per(seconds: float, unit: str) -> str:
     return f"{seconds:.3g} s/{unit}"
 
 
+class _Plotted:
+    """A bounded series for the PNG curve: every point up to 2 * PLOTTED, then means of buckets of `stride`
+    points (the stride doubles, pairs of buckets merging, each time 2 * PLOTTED buckets are full)."""
+
+    __slots__ = ("miles", "values", "averages", "stride", "part")
+
+    def __init__(self):
+        self.miles, self.values, self.averages = array("q"), array("d"), array("d")
+        self.stride = 1
+        self.part = [0, 0.0, 0.0, 0]  # the open bucket: last mile, value sum, average sum, count
+
+    def add(self, mile: int, value: float, average: float) -> None:
+        part = self.part
+        part[0], part[1], part[2], part[3] = mile, part[1] + value, part[2] + average, part[3] + 1
+        if part[3] < self.stride:
+            return
+        self.miles.append(mile), self.values.append(part[1] / part[3]), self.averages.append(part[2] / part[3])
+        self.part = [0, 0.0, 0.0, 0]
+        if len(self.miles) >= 2 * PLOTTED:
+            self.miles = array("q", self.miles[1::2])
+            self.values = array("d", ((a + b) / 2 for a, b in zip(self.values[::2], self.values[1::2])))
+            self.averages = array("d", ((a + b) / 2 for a, b in zip(self.averages[::2], self.averages[1::2])))
+            self.stride *= 2
+
+    def series(self) -> tuple[array, array, array]:
+        """(miles, values, averages), the open bucket included."""
+        miles, values, averages = array("q", self.miles), array("d", self.values), array("d", self.averages)
+        last, vsum, asum, n = self.part
+        if n:
+            miles.append(last), values.append(vsum / n), averages.append(asum / n)
+        return miles, values, averages
+
+
 class _Metric:
-    """One "STAGE:name": pending raw values, the moving-average ring, the epoch sum and the histories."""
+    """One "STAGE:name": pending raw values, the moving-average ring, the epoch sum and the bounded histories."""
 
     __slots__ = (
         "name", "kind", "form", "recorded", "pending", "pending_miles", "ring", "ring_pos", "ring_n", "ring_sum",
-        "recent", "miles", "values", "averages", "epoch_sum", "epoch_n", "epochs", "epoch_means", "latest",
+        "recent", "rows", "plotted", "last_mile", "spill", "miles", "values", "averages", "epoch_sum", "epoch_n",
+        "epochs", "epoch_means", "latest",
     )  # fmt: skip
 
-    def __init__(self, name: str, kind: str, form: Any, recorded: bool, window: int, span: int):
+    def __init__(
+        self, name: str, kind: str, form: Any, recorded: bool, window: int, span: int, spill: Callable | None = None
+    ):
         self.name, self.kind, self.form, self.recorded = name, kind, form, recorded
         self.pending: list = []
         self.pending_miles: list[int] = []
@@ -95,9 +138,11 @@ class _Metric:
         self.ring_pos = self.ring_n = 0
         self.ring_sum = 0.0
         self.recent: deque[float] = deque(maxlen=span)  # last `span` moving averages, for the terminal curve
-        self.miles: list[int] = []  # global mile of every value (for the CSV and the PNG)
-        self.values: list[float] = []
-        self.averages: list[float] = []
+        self.rows = (array("q"), array("d"), array("d"))  # (mile, value, average) not yet in the mile CSV
+        self.plotted = _Plotted()
+        self.last_mile = 0
+        self.spill = spill  # takes the rows when SPILL of them are held (and at log())
+        self.miles = self.values = self.averages = None  # the plotted series, set by `plot_series` for log()
         self.epoch_sum, self.epoch_n = 0.0, 0
         self.epochs: list[int] = []
         self.epoch_means: list[float] = []
@@ -120,13 +165,26 @@ class _Metric:
                 self.ring_n += 1
             average = self.ring_sum / self.ring_n
             self.recent.append(average)
-            self.miles.append(mile)
-            self.values.append(v)
-            self.averages.append(average)
+            miles, values, averages = self.rows
+            miles.append(mile), values.append(v), averages.append(average)
+            self.plotted.add(mile, v, average)
+            self.last_mile = mile
+            if len(miles) >= SPILL:
+                self.flush()
             self.epoch_sum += v
             self.epoch_n += 1
         self.pending.clear()
         self.pending_miles.clear()
+
+    def flush(self) -> None:
+        """Hand the held rows to the spill (the mile CSV on rank 0) and empty them."""
+        if self.spill is not None:
+            self.spill(self)
+        self.rows = (array("q"), array("d"), array("d"))
+
+    def plot_series(self) -> None:
+        """Set `miles`, `values`, `averages` to the (bounded) plotted series, for the PNG curves."""
+        self.miles, self.values, self.averages = self.plotted.series()
 
     def running_mean(self) -> float:
         self.fold()
@@ -178,6 +236,7 @@ class DashBoard:
         self._stages: dict[str, _Stage] = {}
         self._last_call = time.perf_counter()
         self._drawn = 0  # lines of the live block now on a TTY screen (rewritten in place)
+        self._started: set[Path] = set()  # mile CSVs this board has begun (later rows are appended)
 
     @staticmethod
     def _check_format(name: str, spec) -> tuple[Any, str]:
@@ -232,7 +291,7 @@ class DashBoard:
         for name, value in entry.items():
             m = metrics.get(name)
             if m is None:
-                m = metrics[name] = self._new_metric(name, value)
+                m = metrics[name] = self._new_metric(name, value, stage)
             if m.recorded:
                 m.pending.append(value)
                 m.pending_miles.append(gm)
@@ -243,10 +302,26 @@ class DashBoard:
         if last:
             self._close_epoch(st)
 
-    def _new_metric(self, name: str, value: Any) -> _Metric:
+    def _new_metric(self, name: str, value: Any, stage: str) -> _Metric:
         form, kind = self.format.get(name, (".4g", "raw"))
         recorded = kind in _RECORDED or (kind == "tailor" and _scalar_like(value))
-        return _Metric(name, kind, form, recorded, self.window, self.span)
+        path = self.log_path / f"{_safe(name)}_{_safe(stage)}_mile.csv"
+        header = ["mile", f"{stage}:{name}", f"average{self.window}"]
+        return _Metric(name, kind, form, recorded, self.window, self.span, lambda m: self._spill(m, path, header))
+
+    def _spill(self, m: _Metric, path: Path, header: list[str]) -> None:
+        """Append a metric's held rows to its mile CSV (begun, with its header, by this board's first write)."""
+        if rank() != 0:
+            return  # only rank 0 writes files
+        first = path not in self._started
+        if first:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._started.add(path)
+        with path.open("w" if first else "a", newline="") as f:
+            writer = csv.writer(f)
+            if first:
+                writer.writerow(header)
+            writer.writerows(zip(*m.rows))
 
     def end_epoch(self, stage: str) -> None:
         """Close the open epoch of `stage` (for `mpe <= 0`: its last mile is known only to the caller)."""
@@ -291,7 +366,7 @@ class DashBoard:
         plain = head + bar + tail + "".join(f" {n}: {t} |" for n, t in shown)
         lines = []
         if tty and plotted is not None and plotted.recent:
-            first = plotted.miles[-1] - len(plotted.recent) + 1
+            first = plotted.last_mile - len(plotted.recent) + 1
             lines += _curve.draw_curve(list(plotted.recent), self.divisor, f"{st.name}:{plotted.name}", first)
         if image is not None:
             lines += image
@@ -335,7 +410,7 @@ class DashBoard:
         lines = []
         plotted = next((m for m in st.metrics.values() if m.kind in _SHOWN_IN_CURVE and m.recent), None)
         if not tty and plotted is not None:  # appended output: one curve per epoch instead of a live one
-            first = plotted.miles[-1] - len(plotted.recent) + 1
+            first = plotted.last_mile - len(plotted.recent) + 1
             lines += _curve.draw_curve(list(plotted.recent), self.divisor, f"{st.name}:{plotted.name}", first)
         lines += [rule, line, rule]
         self._emit(lines, final=True, tty=tty)
@@ -396,6 +471,7 @@ class DashBoard:
             for m in st.metrics.values():
                 if m.recorded:
                     m.fold()
+                    m.plot_series()
                     series[(st.name, m.name)] = m
         if rank() != 0:
             return []
@@ -404,8 +480,8 @@ class DashBoard:
         if tachograph:
             for (stage, name), m in series.items():
                 base = self.log_path / f"{_safe(name)}_{_safe(stage)}"
-                mile_header = ["mile", f"{stage}:{name}", f"average{self.window}"]
-                written.append(_write_csv(Path(f"{base}_mile.csv"), mile_header, zip(m.miles, m.values, m.averages)))
+                m.flush()  # the mile CSV is the rows spilled so far plus those held
+                written.append(Path(f"{base}_mile.csv"))
                 epoch_header = ["epoch", f"{stage}:{name}"]
                 written.append(_write_csv(Path(f"{base}_epoch.csv"), epoch_header, zip(m.epochs, m.epoch_means)))
         history = None
