@@ -39,8 +39,10 @@ SUFFIX = ".pth"
 COLLECTIVE = False  # under a Multiverse: every rank holds the same weights: rank 0 alone writes
 
 
-def step_of(craft) -> int | None:
-    return max((m.updates for m in craft.modules() if isinstance(m, _optim.Updater)), default=None)
+def step_of(craft) -> anchors.Step | None:  # the naming rule is the front's (anchors.step_of)
+    return anchors.step_of(
+        (m.updates, m._calls, m.conf.grad_accum) for m in craft.modules() if isinstance(m, _optim.Updater)
+    )
 
 
 def swapped_emas(craft) -> list[str]:
@@ -96,12 +98,27 @@ def _host_copy(obj, memo: dict):
     return obj
 
 
+class _Writing:
+    """The file torch.save writes into, with a fault point at every write (a disk that fills up mid-file)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data) -> int:
+        faults.point("anchor.writing")
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 class _Pending:
     """An anchor on its way to disk: `torch.save` to a temporary file, fsync, rename, fsync of the folder."""
 
     def __init__(self, path: str):
         self.path, self.tmp = path, anchors.temporary(path)
         self.error: BaseException | None = None
+        self.size: int | None = None  # the bytes of the tensors being written, named when the disk is full
         self.thread: threading.Thread | None = None
 
     def start(self, payload: dict) -> None:
@@ -110,9 +127,12 @@ class _Pending:
 
     def run(self, payload: dict) -> None:
         try:
-            payload["nebulae"] = {**payload["nebulae"], "digests": anchors.digests(_arrays(payload["state"]))}
+            sizes: list[int] = []  # one tensor at a time: no second host copy of a GPU state
+            arrays = ((key, a) for key, a in _arrays(payload["state"]) if not sizes.append(a.nbytes))
+            payload["nebulae"] = {**payload["nebulae"], "digests": anchors.digests(arrays)}
+            self.size = sum(sizes)
             with open(self.tmp, "wb") as f:
-                torch.save(payload, f)
+                torch.save(payload, _Writing(f))
                 f.flush()
                 os.fsync(f.fileno())
             faults.point("anchor.written")
@@ -125,7 +145,7 @@ class _Pending:
     def raise_error(self) -> None:
         error, self.error = self.error, None
         if error is not None:
-            raise anchors.save_failed(self.path, error) from error
+            raise anchors.save_failed(self.path, error, self.size) from error
 
     def wait(self) -> None:
         if self.thread is not None:

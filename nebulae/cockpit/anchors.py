@@ -1,8 +1,12 @@
 """Anchor names on disk: `<scope>-<step>` plus the engine's suffix, listing, rotation and temporary names.
 
 An anchor of scope S at step n is the entry ``S-n`` + suffix in a folder ('.pth' files on torch,
-Orbax directories without suffix on JAX). Listing reads the folder, so rotation and "the newest
-anchor" work across processes and runs. Newest means the highest step. Temporary entries always
+Orbax directories without suffix on JAX). n is the number of updates applied (the largest over the craft's
+optimizers); off a grad_accum boundary (some micro-batches accumulated, or an update skipped for a non-finite
+loss or by the loss scaler) the name is ``S-n.c``, c being the optimizer calls (micro-batches) made so far
+(summed over the craft's optimizers), so two distinct states never share a name: with grad_accum=3, calls 6
+and 7 give ``S-2`` and ``S-2.7``. Listing reads the folder, so rotation and "the newest anchor" work across
+processes and runs. Newest means the highest (n, c), ``S-n`` before ``S-n.c``. Temporary entries always
 start with '.' (``.S-n.pth.tmp-<host>-<pid>-<token>``), so they never match an anchor name; Orbax's own
 ``.orbax-checkpoint-tmp`` folders are made inside such hidden names.
 
@@ -24,6 +28,7 @@ import shutil
 import socket
 import zlib
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,17 +38,41 @@ _TEMP = re.compile(r"^\.(.+)\.(tmp|nebulae-new|nebulae-old|nebulae-del)-([A-Za-z
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32]
 
 
-def name(scope: str, step: int) -> str:
+class Step(NamedTuple):
+    """Where a craft's optimizers stand: `updates` applied (the largest) and, off a grad_accum boundary, `calls`."""
+
+    updates: int
+    calls: int | None = None  # None at a boundary: every optimizer made exactly updates × grad_accum calls
+
+
+def step_of(counters: Iterable[tuple[int, int, int]]) -> Step | None:
+    """The anchor step from each optimizer's (updates, calls, grad_accum) in a craft; None without optimizers.
+
+    At a boundary (every optimizer has the same updates and made exactly updates × grad_accum calls) the name
+    is ``S-<updates>``, as before grad_accum states were told apart; else ``S-<updates>.<calls>`` (the sum of
+    calls only grows, so distinct states of one run never share a name)."""
+    counters = [(int(u), int(c), int(k)) for u, c, k in counters]
+    if not counters:
+        return None
+    top = max(u for u, _, _ in counters)
+    boundary = all(u == top and c == u * k for u, c, k in counters)
+    return Step(top, None if boundary else sum(c for _, c, _ in counters))
+
+
+def name(scope: str, step: int | Step) -> str:
     """The default anchor name for `scope` at `step` (without the engine's suffix)."""
+    if isinstance(step, Step):
+        return f"{scope}-{step.updates}" if step.calls is None else f"{scope}-{step.updates}.{step.calls}"
     return f"{scope}-{int(step)}"
 
 
 def check_name(value: str, what: str) -> str:
-    """`value` if it is a plain name (no folder part, not '.' or '..'), else a ValueError naming `what`."""
-    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value:
+    """`value` if it is a plain name (no folder part, not hidden), else a ValueError naming `what`."""
+    if not isinstance(value, str) or not value or value.startswith(".") or "/" in value or "\\" in value:
         raise ValueError(
             f"TimeMachine: {what} {value!r} is not a plain name: anchors are named <scope>-<step> directly inside "
-            "save_path, so a scope may not contain '/' or '\\' or be '.' or '..' (use e.g. 'GAN_G' for 'GAN/G')"
+            "save_path, so a scope may not contain '/' or '\\' or start with '.' (a hidden name, as temporaries "
+            "have) (use e.g. 'GAN_G' for 'GAN/G')"
         )
     return value
 
@@ -59,8 +88,9 @@ def check_file(file: str) -> None:
 
 
 def pattern(scope: str, suffix: str) -> re.Pattern:
-    """The regular expression of complete anchor names of `scope` (group 1 is the step)."""
-    return re.compile(rf"^{re.escape(scope)}-(\d+){re.escape(suffix)}$")
+    """The regular expression of complete anchor names of `scope` (group 1: the step; group 2: the calls, off a
+    grad_accum boundary)."""
+    return re.compile(rf"^{re.escape(scope)}-(\d+)(?:\.(\d+))?{re.escape(suffix)}$")
 
 
 def listing(folder: str, scope: str, suffix: str, complete: Callable[[str], bool]) -> list[tuple[int, str]]:
@@ -73,9 +103,9 @@ def listing(folder: str, scope: str, suffix: str, complete: Callable[[str], bool
     for entry in os.listdir(folder):
         match = regex.match(entry)
         path = os.path.join(folder, entry)
-        if match and complete(path):
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+        if match and complete(path):  # S-n before S-n.c: ordered by (updates, calls)
+            found.append(((int(match.group(1)), int(match.group(2) or -1)), path))
+    return [(key[0], path) for key, path in sorted(found)]
 
 
 def step_in(path: str, scope: str, suffix: str) -> int | None:
@@ -209,23 +239,33 @@ def unreadable(path: str, err: BaseException) -> CorruptAnchorError:
     )
 
 
-def save_failed(path: str, err: BaseException) -> RuntimeError:
-    """The error for a save that failed: a full disk is named as such (torch's zip writer hides the errno)."""
+def full_disk(err: BaseException | None) -> bool:
+    """Whether `err` or an error it was raised from (torch's zip writer raises 'unexpected pos ...' from the
+    file's OSError) says the disk is full."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def save_failed(path: str, err: BaseException, size: int | None = None) -> RuntimeError:
+    """The error for a save that failed: a full disk is named as such (torch's zip writer hides the errno);
+    `size`: the bytes the anchor was to hold, when known."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         free = None
-    full = (
-        getattr(err, "errno", None) == errno.ENOSPC
-        or "No space left" in str(err)
-        or (free is not None and free < 2**20)
-    )
-    if full:
-        left = f" ({free} bytes free)" if free is not None else ""
+    if full_disk(err) or (free is not None and free < 2**20):
+        left = f"{free} bytes free" if free is not None else ""
+        need = f"writing about {size} bytes" if size is not None else ""
+        what = f" ({', '.join(filter(None, (need, left)))})" if need or left else ""
         return RuntimeError(
-            f"saving the anchor {path!r} failed: no space left on device in {folder!r}{left}; free some space or give "
-            "the TimeMachine another save_path. Earlier anchors are intact; this one was not written"
+            f"saving the anchor {path!r} failed: no space left on device in {folder!r}{what}; free some space or "
+            "give the TimeMachine another save_path. Earlier anchors are intact; this one was not written"
         )
     return RuntimeError(f"saving the anchor {path!r} failed: {type(err).__name__}: {err}; earlier anchors are intact")
 

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
+from nebulae import faults
 from nebulae.cockpit import anchors
 
 FORMAT = 1
@@ -43,11 +44,14 @@ def write(path: str, arrays: dict[str, np.ndarray], meta: dict) -> str:
                     f.create_dataset(key, data=array.astype(np.float32)).attrs["dtype"] = "bfloat16"
                 else:
                     f.create_dataset(key, data=array)
+            faults.point("neutral.writing")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         anchors.remove(tmp)
+        if isinstance(err, Exception) and anchors.full_disk(err):  # named, as for the engines' anchors
+            raise anchors.save_failed(path, err, sum(np.asarray(a).nbytes for a in arrays.values())) from err
         raise
     anchors.fsync_folder(folder)
     return path

@@ -8,7 +8,9 @@
 
 What an anchor holds is the engine's whole state of the craft (see `backends/<engine>/anchor.py`).
 Names: `<craft.scope>-<step>`, step = updates applied by the optimizers inside the craft, or (without
-one) one more than the highest anchor of that scope already in save_path. A `file` names the anchor
+one) one more than the highest anchor of that scope already in save_path. Off a grad_accum boundary
+the name is `<scope>-<step>.<calls>` (calls: micro-batches so far), so distinct states never collide
+(see `anchors`). A `file` names the anchor
 instead ('best' or 'best.pth' -> best.pth on torch, best/ on JAX); '.h5'/'.hdf5' selects the neutral
 format. `max_anchors` keeps the newest (highest step) anchors of the scope found in save_path — also
 those of earlier runs — and never deletes the just-written one; named anchors are not rotated.
@@ -29,7 +31,9 @@ A file that is not a Nebulae anchor (for example a pickle that would run code) i
 Paths: `ckpt_path`, `save_path` and `file` may be str or os.PathLike, relative, or start with '~'.
 The two folders are made absolute when the TimeMachine is built (against the working directory of
 that moment), so a later `os.chdir` changes nothing. A relative `file` lies inside `save_path`
-(drop) or `ckpt_path` (to); an absolute one (or one starting with '~') is used as it is.
+(drop) or `ckpt_path` (to). `drop` refuses (ValueError, before anything is written) a `file` that is
+absolute (also once '~' is expanded) or has a '..' part, and a craft scope that holds '/' or '\\' or
+starts with '.'; `to` reads any path it is given (absolute or '~' as it is).
 """
 
 from __future__ import annotations
@@ -116,8 +120,8 @@ class TimeMachine:
         """
         file = _file(file)
         scope = anchors.check_name(getattr(craft, "scope", None) or type(craft).__name__, "the craft's scope")
-        if file:
-            anchors.check_file(file)  # refused names touch nothing: no wait, no sweep
+        if file:  # both before anything is written, swept or waited for
+            anchors.check_file(file)
         with self._lock:
             self.wait()
             backend = _backend_of(craft)
@@ -129,7 +133,7 @@ class TimeMachine:
                 "format": FORMAT,
                 "engine": backend.ENGINE,
                 "version": nebulae.__version__,
-                "step": -1 if step is None else int(step),
+                "step": -1 if step is None else int(getattr(step, "updates", step)),
                 "scope": scope,
             }
             if neutral.is_neutral(file):
