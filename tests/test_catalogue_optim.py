@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import assert_close
+from tests.models.steps import fit_dense
 
 RNG = np.random.default_rng(11)
 W, B = RNG.normal(size=(3, 4)).astype(np.float32), RNG.normal(size=3).astype(np.float32)
@@ -18,23 +19,9 @@ TS = [RNG.normal(size=(8, 3)).astype(np.float32) for _ in range(6)]
 
 
 def _fit(dock, optimizer: str, **args):
-    layer = dock.Dense(4, 3)
-    layer.import_weights({"weight": W, "bias": B})
-
-    class Fit(dock.Craft):
-        def __init__(self):
-            super().__init__("FIT")
-            self.layer = layer
-            self.optz = getattr(dock, optimizer)(layer, **args)
-
-        def run(self, x, t):
-            loss = ((self.layer(x) - t) ** 2).mean()
-            self.optz(loss)
-            return loss
-
-    fit = Fit()
+    fit = fit_dense(dock, W, B, optimizer, **args)
     losses = [float(dock.shell(fit(dock.coat(x), dock.coat(t)))) for x, t in zip(XS, TS)]
-    return losses, layer.export_weights(), fit.optz
+    return losses, fit.layer.export_weights(), fit.optz
 
 
 def _torch_fit(make):

@@ -8,6 +8,7 @@ last, so the update order equals torch.optim's (see `nebulae.astro.optconf`).
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from nebulae.astro.crafts.updaters import check_chosen
 
 from . import step as _step
 from .craft import Craft
+from .step import update as _update
 
 __all__: list[str] = []  # the dock binds the front optimizers to `Updater`
 
@@ -37,6 +39,8 @@ class OptInfo:
     slot_idx: tuple[int, ...]
     calls_idx: int
     scale_idx: tuple[int, ...]  # (scale, good steps) under mixp, else ()
+    skips_idx: int
+    bad_idx: int | None  # the grad_accum cycle's non-finite flag, where the cycle can be skipped
 
 
 def _chain(conf: optconf.OptConf) -> optax.GradientTransformation:
@@ -97,7 +101,10 @@ class Updater(Craft):
         self._tx = _chain(self.conf)
         leaves, self._slot_def = jax.tree.flatten(self._tx.init([v.get_value() for _, v in named]))
         self.slots = nnx.List([OptSlot(leaf) for leaf in leaves])
-        self.calls = OptSlot(jnp.zeros((), jnp.int32))
+        self.calls = OptSlot(jnp.zeros((), jnp.int32))  # every call (micro-batch)
+        self.skips = OptSlot(jnp.zeros((), jnp.int32))  # updates skipped for a non-finite loss or gradient
+        if self._guarded() and self.conf.grad_accum > 1:
+            self.bad = OptSlot(jnp.zeros((), jnp.int32))
         if self.conf.mixp:
             self.scale = OptSlot(jnp.asarray(optconf.SCALER["init"], jnp.float32))
             self.good = OptSlot(jnp.zeros((), jnp.int32))
@@ -131,44 +138,91 @@ class Updater(Craft):
             tuple(index_of(v) for v in self.slots),
             index_of(self.calls),
             scale,
+            index_of(self.skips),
+            index_of(self.bad) if self._guarded() and self.conf.grad_accum > 1 else None,
         )
 
-    def apply(self, values: list, grads: list, info: OptInfo) -> None:
-        """Run one optax update on the flat state `values` (in place), given gradients of the objective."""
+    def _guarded(self) -> bool:
+        """Whether an update can be skipped: a non-finite guard or the loss scaler."""
+        return self.conf.mixp or self.conf.nonfinite != "ignore"
+
+    def apply(self, values: list, grads: list, info: OptInfo, loss) -> None:
+        """Run one optax update on the flat state `values` (in place), given the objective and its gradients.
+
+        A non-finite loss or gradient (nonfinite != 'ignore'; under mixp: a non-finite gradient) marks the
+        grad_accum cycle; its update is skipped inside the step with `jnp.where` (no host sync): weights and the
+        optimizer's own state stay, the accumulator is emptied, `skips` counts it, the loss scale backs off.
+        """
+        conf, k = self.conf, self.conf.grad_accum
         params = [values[i] for i in info.param_idx]
         state = jax.tree.unflatten(self._slot_def, [values[i] for i in info.slot_idx])
         grads = [g.astype(p.dtype) for g, p in zip(grads, params)]
-        if self.conf.mixp:
+        calls = values[info.calls_idx]
+        if conf.mixp:
             scale, good = values[info.scale_idx[0]], values[info.scale_idx[1]]
             grads = [g / scale for g in grads]
-            finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(g)) for g in grads]))
-            grads = [jnp.where(finite, g, 0) for g in grads]
-        updates, new_state = self._tx.update(grads, state, params)
-        new_params = [p + u.astype(p.dtype) for p, u in zip(params, updates)]
-        new_slots = jax.tree.leaves(new_state)
-        if self.conf.mixp:
-            keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        if conf.nonfinite == "raise":
+            ok = jnp.isfinite(loss) if conf.mixp else _finite(grads) & jnp.isfinite(loss)
+            updates = calls // k - values[info.skips_idx]
+            jax.debug.callback(functools.partial(_raise_nonfinite, type(self).__name__), ok, calls + 1, updates + 1)
+        guarded = self._guarded()
+        if guarded:
+            finite = _finite(grads) if conf.mixp else _finite(grads) & jnp.isfinite(loss)
+            grads = [jnp.where(finite, g, 0) for g in grads]  # nothing non-finite enters the accumulator
+            bad = ~finite if k == 1 else (values[info.bad_idx] > 0) | ~finite
+            emit = (calls + 1) % k == 0
+            skip = emit & bad
+
+        def step(grads, state, params):
+            new_updates, new_state = self._tx.update(grads, state, params)
+            return [p + u.astype(p.dtype) for p, u in zip(params, new_updates)], new_state
+
+        if guarded and k == 1:  # one branch runs: a skipped update costs nothing, an applied one no extra pass
+            new_params, new_state = jax.lax.cond(skip, lambda g, s, p: (p, s), step, grads, state, params)
+        else:
+            new_params, new_state = step(grads, state, params)
+        if guarded and k > 1:  # MultiSteps: the inner optimizer's state stays, the accumulator empties as usual
+            keep = lambda new, old: jnp.where(skip, old, new)  # noqa: E731
             new_params = [keep(n, o) for n, o in zip(new_params, params)]
-            new_slots = [keep(n, values[i]) for n, i in zip(new_slots, info.slot_idx)]
-            grown = good + 1 >= optconf.SCALER["interval"]
-            values[info.scale_idx[0]] = jnp.where(
-                finite, jnp.where(grown, scale * optconf.SCALER["growth"], scale), scale * optconf.SCALER["backoff"]
+            new_state = new_state._replace(
+                inner_opt_state=jax.tree.map(keep, new_state.inner_opt_state, state.inner_opt_state),
+                gradient_step=keep(new_state.gradient_step, state.gradient_step),
             )
-            values[info.scale_idx[1]] = jnp.where(finite & ~grown, good + 1, 0)
+            values[info.bad_idx] = jnp.where(emit, 0, bad.astype(jnp.int32))
+        if guarded:
+            values[info.skips_idx] = values[info.skips_idx] + skip.astype(jnp.int32)
+        if conf.mixp:  # the scale changes once per update, as torch's GradScaler.update
+            grown = good + 1 >= optconf.SCALER["interval"]
+            grow = jnp.where(grown, scale * optconf.SCALER["growth"], scale)
+            values[info.scale_idx[0]] = jnp.where(emit, jnp.where(bad, scale * optconf.SCALER["backoff"], grow), scale)
+            values[info.scale_idx[1]] = jnp.where(emit, jnp.where(bad | grown, 0, good + 1), good)
         for i, v in zip(info.param_idx, new_params):
             values[i] = v
-        for i, v in zip(info.slot_idx, new_slots):
+        for i, v in zip(info.slot_idx, jax.tree.leaves(new_state)):
             values[i] = v
-        counted = finite.astype(jnp.int32) if self.conf.mixp else 1
-        values[info.calls_idx] = values[info.calls_idx] + counted
+        values[info.calls_idx] = calls + 1
 
     @property
     def updates(self) -> int:
-        return int(self.calls.get_value()) // self.conf.grad_accum
+        return int(self.calls.get_value()) // self.conf.grad_accum - int(self.skips.get_value())
+
+    @property
+    def skipped(self) -> int:
+        return int(self.skips.get_value())
 
     @property
     def loss_scale(self) -> float:
         return float(self.scale.get_value()) if self.conf.mixp else 1.0
+
+
+def _finite(grads: list) -> jax.Array:
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(g)) for g in grads]))
+
+
+def _raise_nonfinite(optimizer: str, ok, call, update) -> None:
+    """The host side of nonfinite='raise' (a callback from inside the step)."""
+    if not bool(ok):
+        _update.raise_from_step(FloatingPointError(optconf.nonfinite_error(optimizer, int(call), int(update))))
 
 
 def _params_of(hull) -> list[tuple[str, nnx.Param]]:

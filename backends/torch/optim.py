@@ -93,6 +93,15 @@ def _build(conf: optconf.OptConf, params: list[torch.nn.Parameter]) -> torch.opt
     return LambOptim(params, lr=lr, betas=(a["mmnt1"], a["mmnt2"]), eps=a["eps"], weight_decay=wd)
 
 
+def _nonfinite(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """A device flag: whether any of `tensors` holds a NaN or an inf, from their sums (a NaN or inf makes the sum
+    non-finite; a float32 sum beyond 3.4e38 also counts); read-only, no sync, one cheap reduction per tensor."""
+    if not tensors:
+        return torch.zeros((), dtype=torch.bool)
+    device = tensors[0].device
+    return ~torch.stack([t.sum(dtype=torch.float32).to(device) for t in tensors]).isfinite().all()
+
+
 class Updater(Craft):
     """The torch side of an optimizer (nebulae.astro.crafts.updaters.OptimizerEngine): eager gradients, torch.optim."""
 
@@ -114,6 +123,8 @@ class Updater(Craft):
         self._acc: list[torch.Tensor | None] = [None] * len(chosen)  # this optimizer's own accumulated gradients
         self._calls = 0
         self._updates = 0
+        self._skipped = 0
+        self._bad: torch.Tensor | None = None  # a device flag: a non-finite loss in this grad_accum cycle
 
     def check_call(self) -> None:
         pass  # torch: optz(loss) outside a step differentiates and updates at once
@@ -143,18 +154,46 @@ class Updater(Craft):
         for p in own:
             p.grad = None
         scaled.backward(inputs=own, retain_graph=retain_graph)
-        index = self._index
+        grads = []
         for p, before in zip(own, held):
             g, p.grad = p.grad, before
+            grads.append(g)
+        self._check_finite(loss, [g for g in grads if g is not None])
+        index = self._index
+        for p, g in zip(own, grads):
             if g is not None:
                 j = index[id(p)]
                 self._acc[j] = g if self._acc[j] is None else self._acc[j].add_(g)
+
+    def _check_finite(self, loss: torch.Tensor, grads: list[torch.Tensor]) -> None:
+        """nonfinite='raise': raise now (one host read); 'skip': note a non-finite loss on the device (no sync)."""
+        mode = self.conf.nonfinite
+        if mode == "ignore":
+            return
+        bad = ~torch.isfinite(loss.detach())
+        if mode == "raise":
+            if not self.conf.mixp:
+                bad = bad | _nonfinite(grads)
+            if bad.item():  # nothing of this call is kept: the state is as before it
+                raise FloatingPointError(
+                    optconf.nonfinite_error(type(self).__name__, self._calls + 1, self._updates + 1)
+                )
+        elif not self.conf.mixp:  # under mixp the loss scaler decides from the gradients
+            self._bad = bad if self._bad is None else self._bad | bad
 
     def update(self) -> None:
         """Count one call; every `grad_accum` calls apply the accumulated gradient (unscale, clip, rate, step)."""
         self._calls += 1
         if self._calls % self.conf.grad_accum:
             return
+        if self.conf.nonfinite == "skip" and not self.conf.mixp:
+            acc = [g for g in self._acc if g is not None]
+            bad = _nonfinite(acc) if self._bad is None else self._bad | _nonfinite(acc)
+            self._bad = None
+            if bad.item():  # one host read per update (torch.optim steps on the host)
+                self._acc = [None] * len(self._params)
+                self._skipped += 1
+                return
         held = [p.grad for p in self._params]
         for p, g in zip(self._params, self._acc):  # a parameter the loss did not reach gets a zero gradient (as on JAX)
             p.grad = g if g is not None else torch.zeros_like(p)
@@ -177,21 +216,30 @@ class Updater(Craft):
         for p, g in zip(self._params, held):
             p.grad = g
         self._updates += 0 if skipped else 1
+        self._skipped += 1 if skipped else 0
 
     @property
     def updates(self) -> int:
         return self._updates
 
     @property
+    def skipped(self) -> int:
+        return self._skipped
+
+    @property
     def loss_scale(self) -> float:
         return float(self._scaler.get_scale()) if self.conf.mixp else 1.0
 
     def get_extra_state(self) -> dict:
+        # the grad_accum accumulator and the cycle's non-finite flag too: a resume mid-cycle is exact (as on JAX)
         return {
             "optim": self._optim.state_dict(),
             "scaler": self._scaler.state_dict(),
             "calls": self._calls,
             "updates": self._updates,
+            "skipped": self._skipped,
+            "acc": list(self._acc),
+            "bad": self._bad,
         }
 
     def set_extra_state(self, state: dict) -> None:
@@ -199,3 +247,10 @@ class Updater(Craft):
         if state.get("scaler"):
             self._scaler.load_state_dict(state["scaler"])
         self._calls, self._updates = int(state["calls"]), int(state["updates"])
+        self._skipped = int(state.get("skipped", 0))
+        acc = state.get("acc")  # None in anchors written before it was saved: the cycle restarts empty
+        if acc is None or len(acc) != len(self._params):
+            acc = [None] * len(self._params)
+        self._acc = [None if g is None else g.to(p.device, p.dtype, copy=True) for g, p in zip(acc, self._params)]
+        bad = state.get("bad")
+        self._bad = None if bad is None else bad.to(self._params[0].device, copy=True)

@@ -78,3 +78,23 @@ def train_dev(dock, net, optimizer="Adam", ema=None, **opt_args):
             return self.net(x)
 
     return Train(), Dev()
+
+
+def fit_dense(dock, weight, bias, optimizer="Adam", **opt_args):
+    """A Dense layer (`weight` (out, in), `bias`) fitted by `optimizer` to the mean squared error of its targets:
+    `fit(x, t)` returns the loss; `fit.layer`, `fit.optz`."""
+    layer = dock.Dense(weight.shape[1], weight.shape[0])
+    layer.import_weights({"weight": weight, "bias": bias})
+
+    class Fit(dock.Craft):
+        def __init__(self):
+            super().__init__("FIT")
+            self.layer = layer
+            self.optz = getattr(dock, optimizer)(layer, **opt_args)
+
+        def run(self, x, t):
+            loss = ((self.layer(x) - t) ** 2).mean()
+            self.optz(loss)
+            return loss
+
+    return Fit()

@@ -21,7 +21,7 @@ from .. import tensor as _tensor
 from .. import universe
 from .plan import Plan, plan_of
 from .trace import Recorder, _local, context_key, make_forward
-from .update import probe_step, train_step
+from .update import probe_step, take_raised, train_step
 
 
 def _is_array(x) -> bool:
@@ -68,6 +68,9 @@ def compiled_call(craft, args: tuple, kwargs: dict):
     try:
         result = fn(values, arrays)
     except Exception as e:
+        pending = take_raised()  # an error an updater raised from a host callback, not JAX's wrapper of it
+        if pending is not None:
+            raise pending from e
         if any(getattr(v, "is_deleted", lambda: False)() for v in values):
             raise RuntimeError(
                 f"{type(craft).__name__}'s compiled step failed while running on the device, after its state "

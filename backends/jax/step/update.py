@@ -31,8 +31,9 @@ class Updater(Protocol):
 class GradientUpdater(Updater, Protocol):
     """An updater that records an objective (`Recorder.objective`): the optimizers."""
 
-    def apply(self, values: list, grads: list, info: Any) -> None:
-        """Update the flat state `values` in place, given the gradients of its objective w.r.t. its parameters."""
+    def apply(self, values: list, grads: list, info: Any, loss: Any) -> None:
+        """Update the flat state `values` in place, given its objective `loss` and the gradients of it w.r.t. its
+        parameters."""
 
 
 class FollowingUpdater(Updater, Protocol):
@@ -40,6 +41,20 @@ class FollowingUpdater(Updater, Protocol):
 
     def after_update(self, values: list, info: Any) -> None:
         """Update the flat state `values` in place, from the weights the optimizers just wrote."""
+
+
+_raised: list[BaseException] = []  # an error an updater raised from a host callback inside the step
+
+
+def raise_from_step(error: BaseException) -> None:
+    """Raise `error` from a host callback inside a step (JAX wraps it; `take_raised` gives the original back)."""
+    _raised[:] = [error]
+    raise error
+
+
+def take_raised() -> BaseException | None:
+    """The error last raised by `raise_from_step`, once (None if none)."""
+    return _raised.pop() if _raised else None
 
 
 def train_step(plan, forward, values, arrays):
@@ -64,7 +79,7 @@ def train_step(plan, forward, values, arrays):
             raise TypeError("the loss is float16; compute losses in float32 (mixp keeps losses in float32)")
         cot = tuple(jnp.ones_like(l) if k == n else jnp.zeros_like(l) for k, l in enumerate(losses))
         (g_all,) = vjp_fn(cot)
-        updater.apply(new_values, [g_all[position[i]] for i in info.param_idx], info)
+        updater.apply(new_values, [g_all[position[i]] for i in info.param_idx], info, losses[n])
     for uid in rec.deferred:
         updater, info = plan.updaters[uid]
         updater.after_update(new_values, info)

@@ -48,6 +48,10 @@ class OptimizerEngine(Protocol):
         """How many updates were applied."""
 
     @property
+    def skipped(self) -> int:
+        """How many updates were skipped for a non-finite loss or gradient (mixp overflows included)."""
+
+    @property
     def loss_scale(self) -> float:
         """The current dynamic loss scale (1.0 without mixp)."""
 
@@ -74,7 +78,8 @@ class EmaEngine(Protocol):
         """The shadow weights as {path: array} (the trained weights while on())."""
 
 
-_COMMON_ARGS = """
+_COMMON_ARGS = (
+    """
         wd: weight decay (coupled L2 for Momentum, Nesterov, RMSProp, Adam, Adadelta and Adagrad; decoupled for
             AdamW, Lion and Lamb).
         lr_decay: a schedule of the rate (dock.StepLR, PolyLR, CosLR, ExpLR, WavyLR), or None for a constant rate.
@@ -85,7 +90,11 @@ _COMMON_ARGS = """
         grad_accum: apply one update every `grad_accum` calls with the mean of their gradients.
         update_scope: a parameter-path prefix ('encoder' or 'encoder/conv1'): only those parameters are updated.
         scope: the name of this craft in checkpoints and summaries.
+        nonfinite: """
+    + optconf.NONFINITE_DOC
+    + """
 """
+)
 
 _LEADING_ARGS = """
     Args:
@@ -111,11 +120,22 @@ class Optimizer:
         grad_accum: int = 1,
         update_scope: str | None = None,
         scope: str = "OPTZ",
+        nonfinite: str = "skip",
         **algorithm_args: float,
     ):
         super().__init__(scope)
         self.conf = optconf.configure(
-            self.algorithm, lr, wd, lr_decay, warmup, mixp, grad_limit, grad_accum, update_scope, algorithm_args
+            self.algorithm,
+            lr,
+            wd,
+            lr_decay,
+            warmup,
+            mixp,
+            grad_limit,
+            grad_accum,
+            update_scope,
+            algorithm_args,
+            nonfinite,
         )
         self.attach(hull)
 
