@@ -111,6 +111,12 @@ class Universe(Protocol):
     def peer_fault(self, exc: BaseException) -> str | None:
         """'lost' / 'timeout' when `exc` only reports that the other ranks failed this one, else None."""
 
+    def blame(self, exc: BaseException, account: str) -> str | None:
+        """In a joined world whose universe raised `exc` in this process (before leaving): where the processes
+        were started apart (JAX hosts), tell the others `account` (this rank's WorldError text) when `exc` is
+        this rank's own fault, or return the account of the peer that failed first when `exc` only reports a
+        lost peer; None when this rank is to blame or the launcher blames (torch's spawned ranks)."""
+
     def unwrap(self, craft: Any) -> Any:
         """The craft inside what `sync` returned (the craft itself when it was not wrapped)."""
 

@@ -3,7 +3,7 @@
 Real processes run tests/worlds/fault_world.py (2 worlds, a tiny MLP, a collective per step); faults are
 injected per rank and step through nebulae.faults (NEB_FAULT=world.rank1-step@3=kill) or WORLD_EXIT.
 torch: the launcher spawns 2 gloo ranks. JAX: one process drives a 2-device mesh (an exception in it is
-a WorldError too).
+a WorldError too), or two processes (one device each) join through jax.distributed, as two hosts would.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from nebulae.cockpit.launch import free_port
 from tests.conftest import ROOT
 
 WORLD = ROOT / "tests" / "worlds" / "fault_world.py"
@@ -170,3 +171,54 @@ def test_an_exception_in_a_world_of_this_process_is_a_world_error(engine):
     assert text.startswith("Multiverse: rank 0 of 1 failed first (it raised ValueError)")
     assert "ValueError: boom in the mesh" in text and "_raising" in text
     assert isinstance(caught.value.__cause__, ValueError)
+
+
+def _jax_hosts(tmp_path, fault: str = "", steps: int = 30, **extra: str) -> tuple[list, float]:
+    """fault_world.py as two JAX processes (one CPU device each) joined through jax.distributed."""
+    address = f"127.0.0.1:{free_port()}"
+    procs = []
+    start = time.monotonic()
+    for rank in range(2):
+        env = _env("jax", JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(rank), **extra)
+        env.pop("XLA_FLAGS")
+        if fault:
+            env["NEB_FAULT"] = fault
+        args = [sys.executable, str(WORLD), str(tmp_path), "2", str(steps), "30"]
+        procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    runs = []
+    for p in procs:
+        out, err = p.communicate(timeout=90)
+        runs.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return runs, time.monotonic() - start
+
+
+@pytest.mark.timeout(120)
+def test_jax_hosts_a_raising_process_is_named_by_its_peer(jax_only, tmp_path):
+    (first, second), elapsed = _jax_hosts(tmp_path, "world.rank1-step@3=raise")
+    assert second.returncode == 1 and "RuntimeError: fault injected at world.rank1-step" in second.stderr
+    error = _world_error(first)  # the survivor: a WorldError with the failed process's own account
+    assert error.splitlines()[0].endswith("rank 1 of 2 failed first (it raised RuntimeError)."), error[-3000:]
+    assert "RuntimeError: fault injected at world.rank1-step" in error and "fault_world.py" in error
+    assert first.returncode == 1
+    assert elapsed < 45  # was: still hung after 150 s
+
+
+@pytest.mark.timeout(120)
+def test_jax_hosts_a_killed_process_is_named_by_its_peer(jax_only, tmp_path):
+    (first, second), elapsed = _jax_hosts(tmp_path, "world.rank1-step@3=kill")
+    assert second.returncode == -signal.SIGKILL
+    error = _world_error(first)
+    line = error.splitlines()[0]
+    assert "rank 1 of 2 failed first (it died without a word: killed, or its process exited)" in line, error[-3000:]
+    assert "rank 0 lost it in a collective" in line and "Gloo" in line
+    assert first.returncode == 1
+    assert elapsed < 45  # was: SIGABRT after 91-104 s, no WorldError
+
+
+@pytest.mark.timeout(120)
+def test_jax_hosts_a_clean_run_ends_cleanly(jax_only, tmp_path):
+    """The short heartbeat limit (10 s) and the exit hook leave a healthy 16 s run alone: both exit 0."""
+    runs, _ = _jax_hosts(tmp_path, steps=40, STEP_SLEEP="0.4")
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "WorldError" not in run.stderr

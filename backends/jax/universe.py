@@ -8,13 +8,19 @@ Several hosts join through `jax.distributed.initialize` (one process per host).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import sys
+import time
 
 import jax
 import numpy as np
 from flax import nnx
+from jax._src import distributed as _distributed  # its client: the coordination service's key-value store
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from nebulae.cockpit.launch import SETTLE, died_silently
 from nebulae.cockpit.multiverse import not_a_craft
 
 from . import tensor
@@ -26,6 +32,11 @@ _joined = False
 _CLUSTER_SIZES = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")  # clusters jax.distributed detects by itself
 
 
+HEARTBEAT = 10  # seconds without a heartbeat before the coordination service declares a process dead
+_FAILED = "nebulae/failed/"  # key prefix in the coordination service: a process's account of its failure
+_abandoned = False  # this process left a world after an error: it ends without JAX's shutdown barrier
+
+
 def join(world: int, timeout: float) -> None:
     # the other hosts, when the environment describes several: JAX_COORDINATOR_ADDRESS with JAX_NUM_PROCESSES
     # and JAX_PROCESS_ID, or a cluster JAX detects itself (SLURM, Open MPI, Cloud TPU)
@@ -33,26 +44,67 @@ def join(world: int, timeout: float) -> None:
     if _joined:
         return
     env = os.environ
+    limits = {"initialization_timeout": int(timeout), "heartbeat_timeout_seconds": int(max(1, min(timeout, HEARTBEAT)))}
     if env.get("JAX_COORDINATOR_ADDRESS") and env.get("JAX_NUM_PROCESSES"):
         if int(env["JAX_NUM_PROCESSES"]) > 1:
             jax.distributed.initialize(
                 env["JAX_COORDINATOR_ADDRESS"],
                 int(env["JAX_NUM_PROCESSES"]),
                 int(env.get("JAX_PROCESS_ID", 0)),
-                initialization_timeout=int(timeout),
+                **limits,
             )
             _joined = True
     elif any(int(env.get(v, "1") or 1) > 1 for v in _CLUSTER_SIZES):
-        jax.distributed.initialize(initialization_timeout=int(timeout))
+        jax.distributed.initialize(**limits)
         _joined = True
+    if _joined:
+        atexit.register(_end_abandoned)  # before the teardown, where JAX's client would wait at its shutdown barrier
 
 
 def leave(clean: bool = True) -> None:
-    global _joined, _mesh
+    # not clean: no shutdown barrier (the peers may be dead or never get there; it would wait for the heartbeat
+    # timeout, then abort the process); the process ends at exit without it (`_end_abandoned`)
+    global _joined, _mesh, _abandoned
     if _joined:
-        jax.distributed.shutdown()
+        if clean:
+            jax.distributed.shutdown()
+        else:
+            _abandoned = True
         _joined = False
     _mesh, tensor._sharding = None, None
+
+
+def _end_abandoned() -> None:
+    """At exit after a failed world: end now (status 1 after an unhandled error), before JAX's teardown waits
+    for peers that are gone."""
+    if not _abandoned:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(1 if getattr(sys, "last_value", None) is not None else 0)
+
+
+def blame(exc: BaseException, account: str) -> str | None:
+    # several hosts: the process that failed first posts its account; one that only lost its peers waits
+    # SETTLE seconds for a peer's account, else blames the peer that died without a word
+    client = _distributed.global_state.client if _joined else None
+    if client is None:
+        return None
+    me, n = jax.process_index(), jax.process_count()
+    if peer_fault(exc) is None:
+        with contextlib.suppress(Exception):
+            client.key_value_set(f"{_FAILED}{me}", account)
+        return None
+    deadline = time.monotonic() + SETTLE
+    while True:
+        with contextlib.suppress(Exception):
+            posted = sorted(client.key_value_dir_get(_FAILED))
+            if posted:
+                return posted[0][1]
+        if time.monotonic() >= deadline:
+            return died_silently([r for r in range(n) if r != me], n, me, _lost_in(exc) or exc)
+        time.sleep(0.1)
 
 
 def rank() -> int:  # asks JAX only once hosts joined, so it never starts JAX's devices early
@@ -132,5 +184,24 @@ def reduce(value, aggregate: bool):
     return chunks.sum(0) if aggregate else chunks.mean(0)
 
 
-def peer_fault(exc: BaseException) -> str | None:  # one process drives the mesh: no peer to blame
+_LOST = ("connection closed by peer", "connection reset", "heartbeat timeout", "unavailable", "broken pipe")
+
+
+def _lost_in(exc: BaseException | None) -> BaseException | None:
+    """The error in `exc`'s chain (XLA's may be wrapped, e.g. by the step's own RuntimeError) that says a
+    collective across hosts lost a peer, else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if any(t in str(exc).lower() for t in _LOST):
+            return exc
+        exc = exc.__cause__ or exc.__context__
     return None
+
+
+def peer_fault(exc: BaseException) -> str | None:  # "lost": a collective across hosts lost a peer
+    lost = _lost_in(exc) if _joined else None
+    if lost is None:
+        return None
+    text = str(lost).lower()
+    return "timeout" if "deadline_exceeded" in text or "timed out" in text else "lost"

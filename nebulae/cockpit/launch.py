@@ -73,6 +73,17 @@ def raised(exc: BaseException, rank: int, nproc: int) -> WorldError:
     return WorldError(f"Multiverse: rank {rank} of {nproc} failed first (it raised {type(exc).__name__}).\n{text}")
 
 
+def died_silently(peers: list[int], nproc: int, witness: int, exc: BaseException) -> str:
+    """The WorldError text when rank `witness` lost its peers (`exc`) and none of `peers` said why: one of them
+    was killed or exited (named when it is the only peer)."""
+    who = f"rank {peers[0]} of {nproc}" if len(peers) == 1 else f"one of ranks {peers} of {nproc}"
+    last = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return (
+        f"Multiverse: {who} failed first (it died without a word: killed, or its process exited); rank {witness} "
+        f"lost it in a collective: {type(exc).__name__}: {last}"
+    )
+
+
 def _rank_main(
     target: Callable, rank: int, env: dict, report, parent: int, stack: str, classify, args: tuple, kwargs: dict
 ) -> None:

@@ -80,8 +80,9 @@ class Multiverse:
                 return self._run(args, kwargs)
             except WorldError:
                 raise
-            except Exception as e:  # in this process: the same WorldError as a spawned rank's
-                raise raised(e, *getattr(self, "_where", (0, 1))) from e
+            except Exception as e:  # in this process: the same WorldError as a spawned rank's, or a peer's account
+                cause = getattr(self, "_cause", None)
+                raise (WorldError(cause) if cause else raised(e, *getattr(self, "_where", (0, 1)))) from e
         try:
             pickle.dumps(self.universe)
         except Exception as e:
@@ -105,8 +106,11 @@ class Multiverse:
     def _run(self, args: tuple, kwargs: dict):
         try:
             result = self.universe(self, *args, **kwargs)
-        except BaseException:
-            self._where = (_universe().rank(), _universe().size())  # before leaving: then the rank is unknown
+        except BaseException as e:
+            universe = _universe()
+            self._where = (universe.rank(), universe.size())  # before leaving: then the rank is unknown
+            if isinstance(e, Exception) and self._joined:  # tell the peers; hear whether one of them failed first
+                self._cause = universe.blame(e, str(raised(e, *self._where)))
             self.leave(clean=False)  # no barrier: the other ranks may never get there
             raise
         self.leave()
