@@ -115,10 +115,8 @@ def make_batch(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def build_nebulae(cfg: dict):
-    """The model and seed-style Train craft written with dock; returns (step, sync, info)."""
-    from nebulae import law
-    from nebulae.astro import dock
+def mlp_craft(dock, dims: list[int]):
+    """The benchmarks' MLP written with dock: three Dense layers `dims[0] -> ... -> dims[3]`, Relu between."""
 
     class MLP(dock.Craft):
         def __init__(self, dims):
@@ -128,6 +126,35 @@ def build_nebulae(cfg: dict):
 
         def run(self, x):
             return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x)))))
+
+    return MLP(dims)
+
+
+def train_craft(dock, net, scope: str = "TRAIN"):
+    """The seed-style training step of `net`: softmax cross-entropy, Adam(lr=1e-3), inside a Rudder."""
+
+    class Train(dock.Craft):
+        def __init__(self, net, scope):
+            super().__init__(scope)
+            self.net = net
+            self.loss = dock.SftmXE()
+            self.optz = dock.Adam(net, lr=1e-3)
+
+        def run(self, x, z):
+            with dock.Rudder() as rd:
+                self.net.gear(rd)
+                y = self.net(x)
+                loss = self.loss(y, z)
+                self.optz(loss)
+            return loss
+
+    return Train(net, scope)
+
+
+def build_nebulae(cfg: dict):
+    """The model and seed-style Train craft written with dock; returns (step, sync, info)."""
+    from nebulae import law
+    from nebulae.astro import dock
 
     class CNN(dock.Craft):
         def __init__(self, cfg):
@@ -146,28 +173,13 @@ def build_nebulae(cfg: dict):
             x = self.pool2(self.relu2(self.conv2(x)))
             return self.fc2(self.relu3(self.fc1(x.reshape(x.shape[0], -1))))
 
-    class Train(dock.Craft):
-        def __init__(self, net, scope="TRAIN"):
-            super().__init__(scope)
-            self.net = net
-            self.loss = dock.SftmXE()
-            self.optz = dock.Adam(net, lr=1e-3)
-
-        def run(self, x, z):
-            with dock.Rudder() as rd:
-                self.net.gear(rd)
-                y = self.net(x)
-                loss = self.loss(y, z)
-                self.optz(loss)
-            return loss
-
     if cfg["kind"] == "resnet":
         from nebulae.astro import hangar
 
         net = hangar.ResNet(cfg["depth"], nclass=cfg["classes"], in_shape=cfg["image"])
     else:
-        net = CNN(cfg) if cfg["kind"] == "cnn" else MLP(cfg["dims"])
-    train = Train(net)
+        net = CNN(cfg) if cfg["kind"] == "cnn" else mlp_craft(dock, cfg["dims"])
+    train = train_craft(dock, net)
     if cfg["gpu"]:
         from nebulae.cockpit.engine import GPU, Engine
 
