@@ -186,9 +186,13 @@ def _jax_hosts(tmp_path, fault: str = "", steps: int = 30, **extra: str) -> tupl
         args = [sys.executable, str(WORLD), str(tmp_path), "2", str(steps), "30"]
         procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     runs = []
-    for p in procs:
-        out, err = p.communicate(timeout=90)
-        runs.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=90)
+            runs.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    finally:  # a hung pair (today's main) is not left running
+        for p in procs:
+            p.kill()
     return runs, time.monotonic() - start
 
 
