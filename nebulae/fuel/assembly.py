@@ -3,7 +3,9 @@
 An `Assembler` holds everything a worker needs (the source, the plan, the user's functions) and
 `assembler.batch(position)` is the whole job of one batch, so a worker receives a position and
 sends back one collated batch. The default fetch reads every spec'd column cast to its dtype; the
-default collate stacks each leaf into a C-contiguous NumPy array.
+default collate stacks each leaf into a C-contiguous NumPy array. A source that can `gather` a whole
+batch at once (in-memory arrays) does so when none of fetch_fn, prep_fn and collate_fn is given:
+the same arrays, without a dict per sample.
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ class DefaultFetch:
     """fetch_fn(data, idx) reading every column of `specs` and casting it to its dtype ('str' stays str)."""
 
     def __init__(self, specs: Mapping[str, str]):
-        self.casts = [(name, parse_dtype(dtype).base) for name, dtype in specs.items()]
+        self.casts = [(name, _base(dtype)) for name, dtype in specs.items()]
 
     def __call__(self, data, idx: int) -> dict:
+        row = data.row(idx) if hasattr(data, "row") else None  # a map-style dataset: one call per sample
         item = {}
         for name, base in self.casts:
-            value = data[name][idx]
-            if base == "str":
+            value = data[name][idx] if row is None else row[name]
+            if row is not None and base != "str":
+                item[name] = np.array(value, dtype=base)  # a copy: prep_fn must not write into the user's data
+            elif base == "str":
                 item[name] = value if isinstance(value, str) else str(value)
             elif isinstance(value, np.ndarray):
                 fresh = value.flags.owndata and value.dtype == base  # e.g. a decoded image
@@ -52,6 +57,14 @@ class DefaultFetch:
             else:
                 item[name] = np.asarray(value, dtype=base)
         return item
+
+
+def _base(dtype: str) -> str:
+    """The NumPy dtype a column is cast to: the base of a fuel dtype, or a NumPy dtype of in-memory data."""
+    try:
+        return parse_dtype(dtype).base
+    except ValueError:
+        return np.dtype(dtype).str  # e.g. '<u8' or '<c8' from an in-memory array (not a fuel dtype)
 
 
 def default_collate(items: Sequence, where: str = "batch"):
@@ -88,10 +101,13 @@ class Assembler:
         self.fetch_fn = fetch_fn if fetch_fn is not None else DefaultFetch(specs)
         self.prep_fn, self.collate_fn = prep_fn, collate_fn or default_collate
         self.prep_rng = prep_fn is not None and takes_rng(prep_fn)
+        self.gather = fetch_fn is None and prep_fn is None and collate_fn is None and hasattr(source, "gather")
 
     def batch(self, position: int):
         """The collated batch at stream `position` (epoch = position // MPE, mile = position % MPE)."""
         epoch, _, indices = self.plan.indices(position)
+        if self.gather:
+            return self.source.gather(indices, self.fetch_fn.casts)
         fetch, prep, source = self.fetch_fn, self.prep_fn, self.source
         items = [fetch(source, index) for index in indices.tolist()]
         if prep is not None and self.prep_rng:

@@ -1,4 +1,4 @@
-"""Tank: shuffled, augmented NumPy batches from packed HDF5 files (or a CSV), resumable, rank-sharded.
+"""Tank: shuffled, augmented NumPy batches from packed HDF5 files, a CSV or in-memory data, resumable, rank-sharded.
 
     tk = Tank('data.hdf5', {'image': 'vuint8', 'label': 'int64'}, batch_size=128,
               prep_fn=prep, workers=2, seed=7)
@@ -11,6 +11,11 @@ world), never on the worker count (see `nebulae.fuel.sampling` for the order and
 samples an epoch leaves out). `prep_fn(item, rng)` receives a numpy Generator seeded from (seed,
 epoch, sample index), so augmentation repeats exactly across runs, worker counts and resumes while
 every sample and epoch draws differently. `state()` / `restore(state)` carry the position.
+
+In-memory data takes the place of the file, with everything else the same (see `nebulae.fuel.memory`):
+
+    tk = Tank({'image': images, 'label': labels}, batch_size=128, prep_fn=prep, workers=2)
+    tk = Tank(dataset, batch_size=128)  # len(dataset), dataset[i] -> {'image': ..., 'label': ...}
 
 Workers (`workers=k`): k processes each build whole batches (fetch, prep and collate of 128 samples
 in one job) and hand them back through shared memory; they start once, when the Tank is built,
@@ -33,6 +38,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
+import numpy as np
+
 from nebulae.fuel.assembly import Assembler
 from nebulae.fuel.csvspec import parse_dtype
 from nebulae.fuel.pools import STALL_S, ForkPool, GrainPool, InProcess
@@ -47,7 +54,9 @@ class Tank:
     """Serves batches of a dataset: `next()`, `MPE` batches per epoch, `len()` samples, resumable position.
 
     Args:
-        data_path: a packed HDF5 file, a list (or glob pattern) of shards, or a .csv file.
+        data_path: a packed HDF5 file, a list (or glob pattern) of shards, or a .csv file; or in-memory data:
+            a dict {column: NumPy array} of equal first dimension, or a map-style dataset (`len(data)` and
+            `data[i]` -> {column: array}; a list of such dicts too).
         data_specf: {column: dtype} to read (None: every column as stored). fetch_fn(data, idx) -> item
         reads one sample (`data[column][idx]` is row idx decoded); prep_fn(item[, rng]) -> item prepares
         it; collate_fn(items) -> batch stacks them (default: dict of C-contiguous NumPy arrays).
@@ -63,7 +72,7 @@ class Tank:
 
     def __init__(
         self,
-        data_path: str | os.PathLike | Sequence[str | os.PathLike],
+        data_path: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, np.ndarray] | object,
         data_specf: Mapping[str, str] | None = None,
         batch_size: int = 32,
         shuffle: bool = True,
@@ -175,8 +184,15 @@ class Tank:
             "world": self.plan.world,
         }
 
-    def restore(self, state: Mapping) -> None:
-        """Continue from a `state()`: the following batches are exactly those the saved Tank would have served."""
+    def restore(self, state: Mapping) -> Tank:
+        """Continue from a `state()`: the following batches are exactly those the saved Tank would have served.
+
+        Args:
+            state: a dict from `state()` (JSON round trips keep it valid).
+
+        Returns:
+            this Tank, so that `tk = Tank(...).restore(state)` works.
+        """
         missing = [k for k in _STATE_KEYS if k not in state]
         if missing:
             raise ValueError(f"Tank state lacks {', '.join(missing)}; it must come from Tank.state()")
@@ -196,13 +212,14 @@ class Tank:
             self._replan(
                 Plan(p.length, p.batch_size, p.shuffle, p.in_same_size, int(state["seed"]), p.rank, p.world), position
             )
-            return
+            return self
         self._live_pool()
         self._drain()
         self._res["pool"].seek(position)
         self._position = position
         if self.to_device:
             self._submit()
+        return self
 
     def shard(self, rank: int, world: int, batch_size: int | None = None) -> None:
         """Serve rank `rank`'s share of `world` ranks from now on (for Multiverse), in batches of `batch_size`

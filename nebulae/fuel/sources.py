@@ -1,4 +1,4 @@
-"""What a Tank reads from: packed HDF5 files (one or several shards) or a plain CSV, behind one view.
+"""What a Tank reads from: packed HDF5 files (one or several shards), a plain CSV, or in-memory data.
 
 `open_source(data_path, specs)` returns a source whose `source[column][i]` is row i decoded
 (images as HWC uint8 RGB, or grey with one channel), `len(source)` rows, `source.columns` the
@@ -9,6 +9,8 @@ A CSV is read whole at construction (header row, ',' delimiter, '"' quotes) and 
 the dtypes asked for (see `nebulae.fuel.csvspec`); without a spec every column stays 'str'. A
 'uint8' / 'vuint8' column whose first cell is not an integer (list) holds image file paths relative to the
 CSV's folder: each is checked to exist at construction and decoded to RGB when read.
+
+In-memory data (a dict of NumPy arrays, or a map-style dataset) is served by `nebulae.fuel.memory`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import h5py
 import numpy as np
 import simplejpeg
 
-from nebulae.fuel import csvspec, layout, pixels
+from nebulae.fuel import csvspec, layout, memory, pixels
 
 _JPEG_MAGIC = b"\xff\xd8"
 _IMAGE_KINDS = ("image", "frames")
@@ -39,11 +41,14 @@ def decode_image(data: np.ndarray | bytes, channel: int = 3) -> np.ndarray:
     return layout.decode(buf, channel)
 
 
-def open_source(data_path: str | os.PathLike | Sequence, specs: dict[str, str] | None = None):
-    """Open `data_path` (an HDF5 file, a list or glob pattern of shards, or a .csv/.txt file) for reading.
+def open_source(data_path: object, specs: dict[str, str] | None = None):
+    """Open `data_path` (an HDF5 file, a list or glob pattern of shards, a .csv/.txt file, or in-memory data).
 
+    In-memory data is a dict of equally long NumPy arrays or a map-style dataset (`nebulae.fuel.memory`).
     `specs` ({column: dtype}) matters only for a CSV, whose cells are cast when it is read.
     """
+    if memory.is_memory(data_path):
+        return memory.open_memory(data_path)
     if isinstance(data_path, (str, os.PathLike)):
         path = os.fspath(data_path)
         if path.lower().endswith((".csv", ".txt")):
