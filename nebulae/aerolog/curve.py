@@ -1,4 +1,4 @@
-"""Text drawings for the terminal: a line curve of recent points, a progress bar, an array as an image."""
+"""Text drawings for the terminal: curves of recent points, a progress bar, an array as an image."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["draw_curve", "draw_bar", "draw_image", "ordinal"]
+__all__ = ["draw_compact", "draw_curve", "draw_bar", "draw_image", "ordinal", "BLOCKS", "ASCII_BLOCKS"]
 
 LABEL = 10  # width of the y-axis labels
 RAMP = "@%#*+=-:. "  # dark (0.0) to blank (1.0)
+BLOCKS = " ▁▂▃▄▅▆▇█"  # a cell filled 0/8 to 8/8 from the bottom
+ASCII_BLOCKS = " ..--==##"  # the same levels where the output cannot encode block elements
 
 
 def ordinal(n: int) -> str:
@@ -73,6 +75,40 @@ def draw_curve(points: Sequence[float], rows: int, title: str, first_x: int, x_n
     lines.append(" " * LABEL + " +" + "-" * n + f"> {x_name}")
     ticks = f"{first_x}".ljust(max(len(str(first_x)) + 1, n - len(str(last)))) + f"{last}" if n > 1 else f"{first_x}"
     lines.append(" " * (LABEL + 2) + ticks)
+    return lines
+
+
+def draw_compact(
+    points: Sequence[float], rows: int, title: str, first_x: int, x_name: str = "mile", blocks: str = BLOCKS
+) -> list[str]:
+    """Draw `points` (x from `first_x` on) as exactly `rows` lines: one column per point, filled from the
+    bottom to its value in eighths of a row (`blocks`: 9 glyphs, empty to full), the highest and lowest values
+    labelling the top and bottom rows, the title right of the top row and the x range right of the bottom row.
+    A constant curve fills half the height; non-finite points leave their column empty."""
+    if len(blocks) != 9:
+        raise ValueError(f"draw_compact: blocks must be 9 glyphs (empty to full), got {blocks!r}")
+    n, rows = len(points), max(rows, 1)
+    finite = [p for p in points if math.isfinite(p)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
+    flat = hi - lo <= 1e-9 * max(1.0, abs(hi), abs(lo))
+    eighths = rows * 8
+    heights = [
+        0 if not math.isfinite(p) else eighths // 2 if flat else 1 + round((p - lo) / (hi - lo) * (eighths - 1))
+        for p in points
+    ]
+    last = first_x + max(n, 1) - 1
+    lines = []
+    for r in range(rows - 1, -1, -1):
+        cells = "".join(blocks[min(8, max(0, h - r * 8))] for h in heights)
+        if r == rows - 1:
+            label, note = _label(hi), f"  {title}"
+        elif r == 0:
+            label, note = _label(lo), f"  {x_name} {first_x}-{last}" if n > 1 else f"  {x_name} {first_x}"
+        else:
+            label, note = " " * LABEL, ""
+        if rows == 1:
+            note = f"  {title}, {x_name} {first_x}-{last}"
+        lines.append(f"{label} |{cells}{note}")
     return lines
 
 
