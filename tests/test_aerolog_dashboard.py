@@ -80,20 +80,23 @@ def _run_in_pty(args: list[str]) -> str:
 
 
 def _check_logs(log_dir, history) -> None:
-    with open(log_dir / "loss_TRAIN_mile.csv") as f:
-        rows = list(csv.reader(f))
-    assert rows[0] == ["mile", "TRAIN:loss", "average2"]
-    assert [int(r[0]) for r in rows[1:]] == list(range(1, 9))
-    assert [float(r[1]) for r in rows[1:]] == [4, 3, 2, 1] * 2
-    assert [float(r[2]) for r in rows[1:]] == [4, 3.5, 2.5, 1.5, 2.5, 3.5, 2.5, 1.5]  # window 2 spans epochs
-    with open(log_dir / "acc_DEV_epoch.csv") as f:
-        assert list(csv.reader(f)) == [["epoch", "DEV:acc"], ["0", "0.625"], ["1", "0.625"]]
-    with open(log_dir / "lr_TRAIN_epoch.csv") as f:  # inviz: recorded though never shown
-        assert [r[1] for r in csv.reader(f)][1:] == ["0.5", "0.5"]
-    assert not (log_dir / "img_TRAIN_mile.csv").exists()  # images are not recorded
+    with open(log_dir / "metrics.csv") as f:  # the run's one long-format file: every stage and metric
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["run", "stage", "epoch", "mile", "metric", "value"]
+    loss = [r for r in rows if (r["stage"], r["metric"]) == ("TRAIN", "loss") and r["mile"]]
+    assert [int(r["mile"]) for r in loss] == list(range(1, 9))
+    assert [float(r["value"]) for r in loss] == [4, 3, 2, 1] * 2
+    assert [int(r["epoch"]) for r in loss] == [0] * 4 + [1] * 4
+    means = {(r["stage"], r["metric"], r["epoch"]): r["value"] for r in rows if not r["mile"]}
+    assert means[("DEV", "acc", "0")] == means[("DEV", "acc", "1")] == "0.625"
+    assert means[("TRAIN", "lr", "0")] == means[("TRAIN", "lr", "1")] == "0.5"  # inviz: recorded though never shown
+    assert not any(r["metric"] == "img" for r in rows)  # images are not recorded
+    assert {r["stage"] for r in rows} == {"TRAIN", "DEV"} and len({r["run"] for r in rows}) == 1
+    assert sorted(p.name for p in log_dir.glob("*.csv")) == ["metrics.csv"]  # was 10 per-metric CSV files
     for name in ("loss_TRAIN_mile.png", "acc_DEV_mile.png", "acc_epoch.png", "loss_epoch.png", "loss_runs.png"):
         data = (log_dir / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+    assert not list(log_dir.glob("lr_*.png"))  # no curves of inviz entries unless asked
     with open(history) as f:
         hist = list(csv.DictReader(f))
     assert {(r["stage"], r["metric"], r["epoch"]) for r in hist} >= {("TRAIN", "loss", "0"), ("DEV", "acc", "1")}
@@ -102,10 +105,12 @@ def _check_logs(log_dir, history) -> None:
 
 def _check_text(text: str) -> None:
     plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
-    # display steps every 2 miles: per-mile time is the mile's duration, not the interval's
-    assert "| 1st Epoch | 2/4 Miles [##########..........] | 500 ms/mile | TRAIN | loss: 3.000 |" in plain
+    # display steps every 2 miles: the rate is from the miles' durations, not the interval's; bar: '#.' or '━'
+    bar = r"(\[[#.]{20}\]|━{20})"
+    head = r"\| 2\.00 it/s \| elapsed 0:00:0\d \| ETA 0:00:0\d \| TRAIN \|"
+    assert re.search(r"\| 1st Epoch \| 2/4 Miles " + bar + " " + head + r" loss: 3\.000 \|", plain)
     assert "acc: 50.0% | tag: <tag 1> |" in plain
-    assert "| 2nd Epoch | 4/4 Miles [####################] | 500 ms/mile | TRAIN |" in plain
+    assert re.search(r"\| 2nd Epoch \| 2/4 Miles " + bar + " " + head, plain)
     assert "lr" not in plain.replace("TRAIN:loss", "")  # inviz: never shown
     assert " @@@" in plain and "@@ @" in plain  # the image as text: rows 0 and 2 of eye(4), 1.0 blank, 0.0 dense
     # epoch summaries: epoch means, time per epoch
@@ -118,8 +123,8 @@ def _check_text(text: str) -> None:
 def test_dashboard_in_a_pseudo_terminal(tmp_path):
     text = _run_in_pty([str(tmp_path / "a" / "b" / "logs"), str(tmp_path / "hist.csv")])
     _check_text(text)
-    assert "\x1b[33m[" in text  # coloured bar
-    assert re.search(r"\r\x1b\[\d+A", text)  # the live block is redrawn in place
+    assert "\x1b[33m━" in text  # coloured bar
+    assert "\x1b[1A\x1b[2K" in text  # the live block is redrawn in place
     assert "\x1b[1;36m3.000\x1b[0m" in text
     _check_logs(tmp_path / "a" / "b" / "logs", tmp_path / "hist.csv")  # recursive mkdir
 

@@ -5,10 +5,11 @@ no conversion, so a device scalar (a torch tensor or a JAX array) is not synchro
 steps (every `interval` miles, and the last mile of an epoch) convert the pending values in one go
 and fold them into running sums: a moving-average ring of `window` values, the epoch sum, and the
 last `span` averages for the curve. Every step is O(1) amortised, whatever the history length, and the
-memory is bounded: the per-mile rows (mile, value, moving average) are buffered up to `SPILL` rows per
-metric, then appended to the mile CSV (`<metric>_<STAGE>_mile.csv` under `log_path`, rank 0; other ranks
-drop them); the PNG curves are drawn from at most `2 * PLOTTED` points (bucket means whose size doubles
-as the run grows; every point while the run is shorter); epoch means are one number per epoch.
+memory is bounded: the per-mile rows (epoch, mile, value) are buffered up to `SPILL` rows per metric,
+then appended to the run's one long-format metrics file (`metrics.csv` under `log_path`, every stage and
+metric: `nebulae.aerolog.metrics`; rank 0, other ranks drop them); the PNG curves are drawn from at most
+`2 * PLOTTED` points (bucket means whose size doubles as the run grows; every point while the run is
+shorter); epoch means are one number per epoch.
 Only rank 0 prints and writes files (`nebulae.kit.rank`); every rank records, so `read` works on all.
 """
 
@@ -17,8 +18,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import shutil
-import sys
 import time
 from array import array
 from collections import deque
@@ -30,6 +29,8 @@ import numpy as np
 
 from nebulae import law
 from nebulae.aerolog import curve as _curve
+from nebulae.aerolog import live as _live
+from nebulae.aerolog import metrics as _metrics
 from nebulae.kit.rank import rank
 
 __all__ = ["DashBoard", "FORMATS"]
@@ -37,9 +38,8 @@ __all__ = ["DashBoard", "FORMATS"]
 FORMATS = ("raw", "percent", "tailor", "inviz", "image")
 _RECORDED = ("raw", "percent", "inviz")
 _SHOWN_IN_CURVE = ("raw", "percent")
-SPILL = 4096  # per-mile rows a metric holds before appending them to its mile CSV
+SPILL = 4096  # per-mile rows a metric holds before appending them to the metrics file
 PLOTTED = 4096  # a metric's PNG curve keeps between PLOTTED and 2 * PLOTTED points once it has that many
-_BOLD_CYAN, _YELLOW, _RESET = "\x1b[1;36m", "\x1b[33m", "\x1b[0m"
 
 
 def _to_float(value: Any) -> float:
@@ -125,7 +125,7 @@ class _Metric:
     __slots__ = (
         "name", "kind", "form", "recorded", "pending", "pending_miles", "ring", "ring_pos", "ring_n", "ring_sum",
         "recent", "rows", "plotted", "last_mile", "spill", "miles", "values", "averages", "epoch_sum", "epoch_n",
-        "epochs", "epoch_means", "latest",
+        "epochs", "epoch_means", "latest", "stage",
     )  # fmt: skip
 
     def __init__(
@@ -138,7 +138,8 @@ class _Metric:
         self.ring_pos = self.ring_n = 0
         self.ring_sum = 0.0
         self.recent: deque[float] = deque(maxlen=span)  # last `span` moving averages, for the terminal curve
-        self.rows = (array("q"), array("d"), array("d"))  # (mile, value, average) not yet in the mile CSV
+        self.rows = (array("q"), array("d"), array("q"))  # (mile, value, epoch) not yet in the metrics file
+        self.stage: Any = None  # its _Stage, whose open epoch is the epoch of every pending value
         self.plotted = _Plotted()
         self.last_mile = 0
         self.spill = spill  # takes the rows when SPILL of them are held (and at log())
@@ -165,8 +166,8 @@ class _Metric:
                 self.ring_n += 1
             average = self.ring_sum / self.ring_n
             self.recent.append(average)
-            miles, values, averages = self.rows
-            miles.append(mile), values.append(v), averages.append(average)
+            miles, values, epochs = self.rows
+            miles.append(mile), values.append(v), epochs.append(self.stage.epoch)
             self.plotted.add(mile, v, average)
             self.last_mile = mile
             if len(miles) >= SPILL:
@@ -177,10 +178,10 @@ class _Metric:
         self.pending_miles.clear()
 
     def flush(self) -> None:
-        """Hand the held rows to the spill (the mile CSV on rank 0) and empty them."""
-        if self.spill is not None:
+        """Hand the held rows to the spill (the metrics file on rank 0) and empty them."""
+        if self.spill is not None and self.rows[0]:
             self.spill(self)
-        self.rows = (array("q"), array("d"), array("d"))
+        self.rows = (array("q"), array("d"), array("q"))
 
     def plot_series(self) -> None:
         """Set `miles`, `values`, `averages` to the (bounded) plotted series, for the PNG curves."""
@@ -215,7 +216,8 @@ class DashBoard:
     'percent' (value x 100 with that spec, then '%'), 'tailor' (form: a callable value -> text; numeric
     values are also recorded), 'inviz' (recorded, never shown; form ignored), 'image' (a 2-D array
     drawn as text above the progress line; not recorded). Names not in `format` are 'raw' with '.4g'.
-    `window` is the moving-average length of the curves, `divisor` the curve's rows, `span` its columns.
+    `window` is the moving-average length of the curves, `divisor` the curve's rows, `span` its columns;
+    `curve=False` hides the terminal curve. The display: `nebulae.aerolog.live`.
     """
 
     def __init__(
@@ -225,18 +227,21 @@ class DashBoard:
         divisor: int = 10,
         span: int = 30,
         format: Mapping[str, tuple] | None = None,  # noqa: A002 (the brochure's name)
+        curve: bool = True,
     ):
         for name, value, least in (("window", window, 1), ("divisor", divisor, 2), ("span", span, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"DashBoard: {name} must be an integer >= {least}, got {value!r}")
+        if not isinstance(curve, bool):
+            raise ValueError(f"DashBoard: curve must be True or False, got {curve!r}")
         self.log_path = Path(log_path)
         self.window, self.divisor, self.span = window, divisor, span
         self.format = {name: self._check_format(name, spec) for name, spec in (format or {}).items()}
         self.run_id = time.strftime("%Y-%m-%dT%H:%M:%S") + f"-{os.getpid()}"
         self._stages: dict[str, _Stage] = {}
         self._last_call = time.perf_counter()
-        self._drawn = 0  # lines of the live block now on a TTY screen (rewritten in place)
-        self._started: set[Path] = set()  # mile CSVs this board has begun (later rows are appended)
+        self._view = _live.Display(curve, divisor)
+        self._metrics = _metrics.MetricsLog(self.log_path / _metrics.FILE, self.run_id)  # the run's long-format CSV
 
     @staticmethod
     def _check_format(name: str, spec) -> tuple[Any, str]:
@@ -305,23 +310,16 @@ class DashBoard:
     def _new_metric(self, name: str, value: Any, stage: str) -> _Metric:
         form, kind = self.format.get(name, (".4g", "raw"))
         recorded = kind in _RECORDED or (kind == "tailor" and _scalar_like(value))
-        path = self.log_path / f"{_safe(name)}_{_safe(stage)}_mile.csv"
-        header = ["mile", f"{stage}:{name}", f"average{self.window}"]
-        return _Metric(name, kind, form, recorded, self.window, self.span, lambda m: self._spill(m, path, header))
+        m = _Metric(name, kind, form, recorded, self.window, self.span, self._spill)
+        m.stage = self._stages[stage]
+        return m
 
-    def _spill(self, m: _Metric, path: Path, header: list[str]) -> None:
-        """Append a metric's held rows to its mile CSV (begun, with its header, by this board's first write)."""
+    def _spill(self, m: _Metric) -> None:
+        """Append a metric's held per-mile rows to the run's metrics file (begun by this board's first write)."""
         if rank() != 0:
             return  # only rank 0 writes files
-        first = path not in self._started
-        if first:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._started.add(path)
-        with path.open("w" if first else "a", newline="") as f:
-            writer = csv.writer(f)
-            if first:
-                writer.writerow(header)
-            writer.writerows(zip(*m.rows))
+        miles, values, epochs = m.rows
+        self._metrics.miles(m.stage.name, m.name, epochs, miles, values)
 
     def end_epoch(self, stage: str) -> None:
         """Close the open epoch of `stage` (for `mpe <= 0`: its last mile is known only to the caller)."""
@@ -357,33 +355,11 @@ class DashBoard:
         st.shown_seconds, st.shown_miles = 0.0, 0
         if rank() != 0:
             return
-        tty = _isatty()
-        done = mile + 1
-        count = f"{done}/{mpe}" if mpe > 0 else f"{done}"
-        bar = _curve.draw_bar(done, mpe)
-        head = f"| {_curve.ordinal(st.epoch + 1)} Epoch | {count} Miles "
-        tail = f" | {_per(per_mile, 'mile')} | {st.name} |"
-        plain = head + bar + tail + "".join(f" {n}: {t} |" for n, t in shown)
-        lines = []
-        if tty and plotted is not None and plotted.recent:
+        frame = _live.Frame(st.name, st.epoch, mile + 1, mpe, st.seconds, per_mile, shown, None, image)
+        if plotted is not None and plotted.recent:
             first = plotted.last_mile - len(plotted.recent) + 1
-            lines += _curve.draw_curve(list(plotted.recent), self.divisor, f"{st.name}:{plotted.name}", first)
-        if image is not None:
-            lines += image
-        if tty:
-            width = shutil.get_terminal_size().columns - 1
-            if len(plain) <= width:
-                plain = (
-                    head
-                    + _YELLOW + bar + _RESET
-                    + tail
-                    + "".join(f" {n}: {_BOLD_CYAN}{t}{_RESET} |" for n, t in shown)
-                )  # fmt: skip
-            else:
-                plain = plain[:width]
-            lines = [line[:width] if "\x1b" not in line else line for line in lines]
-        lines.append(plain)
-        self._emit(lines, final=False, tty=tty)
+            frame.curve = (list(plotted.recent), first, f"{st.name}:{plotted.name}")
+        self._view.show(frame)
 
     def _close_epoch(self, st: _Stage) -> None:
         st.open = False
@@ -401,31 +377,16 @@ class DashBoard:
         st.shown_seconds, st.shown_miles = 0.0, 0
         if rank() != 0:
             return
-        tty = _isatty()
-        line = (
-            f"| {_curve.ordinal(st.epoch + 1)} Epoch | {st.miles} Miles | {_per(st.seconds, 'epoch')} | {st.name} |"
-            + "".join(f" {n}: {t} |" for n, t in summary)
-        )
+        pieces = [f"{_curve.ordinal(st.epoch + 1)} Epoch", f"{st.miles} Miles", _per(st.seconds, "epoch"), st.name]
+        pieces += [f"{n}: {t}" for n, t in summary]
+        line = "| " + " | ".join(pieces) + " |"
         rule = "+" + "-" * (len(line) - 2) + "+"
-        lines = []
         plotted = next((m for m in st.metrics.values() if m.kind in _SHOWN_IN_CURVE and m.recent), None)
-        if not tty and plotted is not None:  # appended output: one curve per epoch instead of a live one
+        curve = None
+        if plotted is not None:  # drawn above the summary in appended output (a pipe), not in a terminal
             first = plotted.last_mile - len(plotted.recent) + 1
-            lines += _curve.draw_curve(list(plotted.recent), self.divisor, f"{st.name}:{plotted.name}", first)
-        lines += [rule, line, rule]
-        self._emit(lines, final=True, tty=tty)
-
-    def _emit(self, lines: list[str], final: bool, tty: bool) -> None:
-        out = sys.stdout
-        if tty:
-            parts = [f"\r\x1b[{self._drawn}A"] if self._drawn else []
-            parts += [line + "\x1b[K\n" for line in lines]
-            parts.append("\x1b[J")  # leftovers of a taller previous block
-            out.write("".join(parts))
-            self._drawn = 0 if final else len(lines)
-        else:
-            out.write("\n".join(lines) + "\n")
-        out.flush()
+            curve = (list(plotted.recent), first, f"{st.name}:{plotted.name}")
+        self._view.summary(st.name, [rule, line, rule], pieces, curve)
 
     # ------------------------------------------------------------------------------------------ results
 
@@ -456,14 +417,30 @@ class DashBoard:
             raise IndexError(f"DashBoard.read: {stage}:{entry} has no epoch {epoch}; epochs: {epochs}")
         return means[len(epochs) - 1 - epochs[::-1].index(epoch)]
 
-    def log(self, gauge: bool = True, tachograph: bool = True, record: str | os.PathLike | None = None) -> list[Path]:
+    def log(
+        self,
+        gauge: bool = True,
+        tachograph: bool = True,
+        record: str | os.PathLike | None = None,
+        tensorboard: bool = False,
+        inviz: bool = False,
+    ) -> list[Path]:
         """Write the logs under `log_path` (created with its parents) and return the files written.
 
-        `gauge`: PNG curves, per metric and stage (`<metric>_<STAGE>_mile.png`: values and moving average) and
-        per metric over stages (`<metric>_epoch.png`: epoch means). `tachograph`: CSV files
-        `<metric>_<STAGE>_mile.csv` (mile, value, moving average) and `<metric>_<STAGE>_epoch.csv` (epoch, mean).
-        `record`: a history CSV (run, stage, metric, epoch, mean) to which this run's finished epochs are
-        written (replacing this run's earlier rows), with `<metric>_runs.png` drawing every run in it.
+        Args:
+            gauge: PNG curves: per metric and stage (`<metric>_<STAGE>_mile.png`: values and moving average)
+                and per metric over stages (`<metric>_epoch.png`: epoch means); a stage has the same colour
+                in every plot, epochs are numbered as in `gauge` and the metrics file, 'percent' metrics
+                are drawn in percent.
+            tachograph: the run's metrics file, `metrics.csv` (run, stage, epoch, mile, metric, value: every
+                mile's value and every finished epoch's mean, all stages; `nebulae.aerolog.metrics`).
+            record: a history CSV (run, stage, metric, epoch, mean) to which this run's finished epochs are
+                written (replacing this run's earlier rows), with `<metric>_runs.png` drawing every run in it.
+            tensorboard: also write TensorBoard event files (needs `pip install tensorboardX`) under
+                `tensorboard/<run>/<STAGE>/`: tags `<metric>/mile` (step: mile) and `<metric>/epoch` (step:
+                epoch), rewritten by each call.
+            inviz: also draw the PNG curves of 'inviz' metrics (they are in the metrics file either way).
+
         Only rank 0 writes; other ranks return [].
         """
         series = {}
@@ -475,26 +452,36 @@ class DashBoard:
                     series[(st.name, m.name)] = m
         if rank() != 0:
             return []
+        if tensorboard:
+            from nebulae.aerolog import tensorboard as _tensorboard
+
+            _tensorboard.writer_class()  # no writer installed: say so before writing anything
         self.log_path.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         if tachograph:
             for (stage, name), m in series.items():
-                base = self.log_path / f"{_safe(name)}_{_safe(stage)}"
-                m.flush()  # the mile CSV is the rows spilled so far plus those held
-                written.append(Path(f"{base}_mile.csv"))
-                epoch_header = ["epoch", f"{stage}:{name}"]
-                written.append(_write_csv(Path(f"{base}_epoch.csv"), epoch_header, zip(m.epochs, m.epoch_means)))
+                m.flush()  # the file holds the rows spilled so far, then these
+                self._metrics.epochs(stage, name, m.epochs, m.epoch_means)
+            if self._metrics.begun:
+                written.append(self._metrics.path)
         history = None
         if record is not None:
             history = self._record(Path(record), series)
             written.append(Path(record))
+        if tensorboard:
+            folder = self.log_path / "tensorboard" / _safe(self.run_id)
+            written += _tensorboard.write(folder, self._metrics.every_row(series))
         if gauge:
             from nebulae.aerolog import plots
 
-            written += plots.mile_curves(self.log_path, series, self.window)
-            written += plots.epoch_curves(self.log_path, series)
+            drawn = {key: m for key, m in series.items() if inviz or m.kind != "inviz"}
+            colours = plots.stage_colours(self._stages)
+            written += plots.mile_curves(self.log_path, drawn, self.window, colours)
+            written += plots.epoch_curves(self.log_path, drawn, colours)
             if history is not None:
-                written += plots.run_curves(self.log_path, history)
+                kinds = {name: m.kind for (_, name), m in series.items()}
+                shown = [r for r in history if inviz or kinds.get(r["metric"]) != "inviz"]
+                written += plots.run_curves(self.log_path, shown, colours, kinds, self.run_id)
         return written
 
     def _record(self, path: Path, series: dict) -> list[dict]:
@@ -515,18 +502,3 @@ class DashBoard:
             writer.writerows(rows)
         os.replace(tmp, path)
         return rows
-
-
-def _write_csv(path: Path, header: list[str], rows) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def _isatty() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -38,10 +38,10 @@ starts with '.'; `to` reads any path it is given (absolute or '~' as it is).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
-import traceback
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +56,7 @@ from nebulae.kit.rank import is_chief
 __all__ = ["TimeMachine", "Landing", "AnchorMismatchError"]
 
 FORMAT = 1
+_log = logging.getLogger(__name__)
 _busy: set = set()  # machines with a save in flight (held strongly: the exit hook must finish them)
 _exit_hook = threading.Lock()
 _hooked = [False]
@@ -373,10 +374,10 @@ def _settle_all() -> None:
         try:
             machine.wait()
         except BaseException:  # noqa: BLE001 (report and go on: the interpreter is exiting)
-            traceback.print_exc()
+            _log.error("an anchor still being saved at exit failed", exc_info=True)  # seen with no logging set up
             failed = True
     if failed:  # the last anchor was not written: the run must not look successful
-        sys.stderr.write("nebulae: an anchor still being saved at exit failed (above); exiting with status 1\n")
+        _log.error("nebulae: an anchor still being saved at exit failed (above); exiting with status 1")
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(1)
