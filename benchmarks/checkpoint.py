@@ -26,9 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): import it as a module of `benchmarks`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import benchmarks  # noqa: F401 (the parent package of the relative imports below)
+
+    __package__ = "benchmarks"
+
 import numpy as np
 
-from benchmarks import common, memory
+from . import common, memory
 
 LAYER = (2048, 2048)  # 16 MiB of float32 per layer
 TARGETS = {"pytorch": ("drop blocked / torch.save", 1.10), "jax": ("drop blocked / sync drop", 0.20)}
@@ -130,7 +136,7 @@ def worker_main(mb: float) -> None:
 
 def measure(engine: str, mb: float, reps: int) -> tuple[dict, list[dict], dict]:
     """One engine's worker: (setup reply, `reps` repetitions after one warm-up, peak memory)."""
-    worker = common.Worker(engine, "benchmarks.checkpoint", ["--mb", str(mb)], {"NEB_CORE": engine})
+    worker = common.Worker(engine, f"{common.PACKAGE}.checkpoint", ["--mb", str(mb)], {"NEB_CORE": engine})
     try:
         setup = worker.request("setup")
         worker.request("rep")  # warm-up: first-call costs (imports, Orbax set-up) are not the steady state

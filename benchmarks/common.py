@@ -1,7 +1,8 @@
 """Shared machinery for the benchmarks: isolated worker processes, interleaved timing, statistics, output.
 
 Process model: every contender runs in its OWN fresh interpreter (`Worker`), started with
-``python -m <benchmark module> --worker`` from the repository root, with its own environment
+``python -m <benchmark module> --worker`` (``benchmarks.X`` in a checkout, ``nebulae.benchmarks.X`` installed)
+from `REPO`, with its own environment
 (e.g. ``NEB_CORE``). The parent talks to it over stdin/stdout with one JSON object per line:
 it sends ``{"cmd": name, ...}`` and the worker (`serve`) answers with one tagged JSON line.
 Stray output of the worker (Python prints and native writes to fd 1) goes to its stderr, which
@@ -32,7 +33,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+# `benchmarks` in a source checkout, `nebulae.benchmarks` when installed: workers run `python -m PACKAGE.<suite>`
+PACKAGE = __package__
+# the folder the top-level package was imported from (the checkout root, or site-packages): the workers' path
+REPO = Path(sys.modules[PACKAGE.partition(".")[0]].__file__).resolve().parent.parent
 TAG = "@@NEBULAE-BENCH@@ "
 
 
@@ -41,7 +45,7 @@ class WorkerError(RuntimeError):
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a worker: ours, the repository root first on PYTHONPATH, plus `extra`."""
+    """The environment for a worker: ours, `REPO` first on PYTHONPATH, plus `extra`."""
     env = dict(os.environ)
     path = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + path if path else "")
@@ -254,12 +258,16 @@ def result(
 def with_ratio(row: dict, baseline: str, ratios: Sequence[float], target: str = "") -> dict:
     """A copy of `row` compared with `baseline`: median/min/max of the paired `ratios`, and `target` checked.
 
-    `target` is '>= x' or '<= x' (about the median ratio) or empty; `met` becomes 'yes'/'no' (or empty).
+    `target` is '>= x' or '<= x' or empty; `met` is its `verdict` on the ratios' median and min–max.
     """
     med, lo, hi = median_range([float(r) for r in ratios])
     out = dict(row, ratio_to=baseline, ratio_median=med, ratio_min=lo, ratio_max=hi, target=target)
-    out["met"] = meets(med, target)
+    out["met"] = verdict(med, lo, hi, target)
     return out
+
+
+NOISE = "within noise"  # the verdict when the repetitions fall on both sides of the target
+NO_VERDICT = "no verdict (quick)"  # every target's verdict in a --quick (smoke) run
 
 
 def meets(value: float, target: str) -> str:
@@ -269,6 +277,14 @@ def meets(value: float, target: str) -> str:
     op, bound = target.split()
     ok = value >= float(bound) if op == ">=" else value <= float(bound)
     return "yes" if ok else "no"
+
+
+def verdict(med: float, lo: float, hi: float, target: str) -> str:
+    """'yes'/'no' when the whole min–max range meets/misses `target`, `NOISE` when it straddles it; '' without."""
+    if not target:
+        return ""
+    ends = {meets(float(lo), target), meets(float(hi), target)}
+    return ends.pop() if len(ends) == 1 else NOISE
 
 
 def failed(suite: str, workload: str, contender: str, metric: str, error: str) -> dict:

@@ -17,9 +17,15 @@ import os
 import sys
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): import it as a module of `benchmarks`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import benchmarks  # noqa: F401 (the parent package of the relative imports below)
+
+    __package__ = "benchmarks"
+
 import numpy as np
 
-from benchmarks import common, memory
+from . import common, memory
 
 SUITE, TARGET = "dock_overhead", ">= 0.97"
 CONTENDERS = {"dock-torch": "pytorch", "torch-nn": "pytorch", "dock-jax": "jax", "jax-lax": "jax"}
@@ -143,7 +149,7 @@ def measure(batch: int, steps: int, reps: int, warmup: int, contenders: dict[str
     """Run `contenders` ({name: engine}) in their workers: (setups, forwards/s per repetition, finals) by name."""
     workers = [
         common.Worker(
-            name, "benchmarks.dock_overhead", ["--contender", name, "--batch", str(batch)], {"NEB_CORE": core}
+            name, f"{common.PACKAGE}.dock_overhead", ["--contender", name, "--batch", str(batch)], {"NEB_CORE": core}
         )
         for name, core in contenders.items()
     ]

@@ -40,8 +40,8 @@ import time
 import warnings
 from pathlib import Path
 
-from benchmarks.common import REPO, child_env
-from benchmarks.train_step import mlp_craft, train_craft
+from .common import PACKAGE, REPO, child_env
+from .train_step import mlp_craft, train_craft
 
 KEEP = 3  # max_anchors of the numbered anchors
 ENGINES = {"torch": "pytorch", "pytorch": "pytorch", "jax": "jax"}
@@ -238,7 +238,7 @@ def checker(root: Path) -> None:
 def _spawn(role: str, engine: str, root: Path, env_extra: dict | None = None) -> subprocess.Popen:
     env = child_env({"NEB_CORE": engine, **(env_extra or {})})
     env.pop("NEB_FAULT", None)
-    args = [sys.executable, "-m", "benchmarks.kill_campaign", f"--{role}", "--engine", engine, "--root", str(root)]
+    args = [sys.executable, "-m", f"{PACKAGE}.kill_campaign", f"--{role}", "--engine", engine, "--root", str(root)]
     return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

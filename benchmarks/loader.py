@@ -33,12 +33,15 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): import it as a module of `benchmarks`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import benchmarks  # noqa: F401 (the parent package of the relative imports below)
+
+    __package__ = "benchmarks"
 
 import numpy as np
 
-from benchmarks import common, memory
+from . import common, memory
 
 CONTENDERS = ("dataloader", "tank", "tank-grain")
 SUITE, TARGET = "loader", ">= 1.5"
@@ -208,7 +211,7 @@ def bench_workers(k: int, contenders: list[str], data: dict, args, finals: dict 
     try:
         for c in live:
             pool.append(
-                common.Worker(c, "benchmarks.loader", ["--contender", c, "--workers", str(k), *_data_args(data)])
+                common.Worker(c, f"{common.PACKAGE}.loader", ["--contender", c, "--workers", str(k), *_data_args(data)])
             )
         results = common.interleave(pool, args.reps, steady=args.steady)
         if finals is not None:

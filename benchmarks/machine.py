@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 
-from benchmarks.memory import cores
+from .memory import cores
 
 DISTRIBUTIONS = ("numpy", "torch", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "h5py", "pillow")
 

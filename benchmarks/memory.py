@@ -9,7 +9,7 @@ import os
 import resource
 import sys
 
-from benchmarks.common import peak_rss_mb
+from .common import peak_rss_mb
 
 
 def peak_device_mb() -> float | None:

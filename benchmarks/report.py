@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import common
+from . import common
 
 AUX = {
     "first step": "first step s",
@@ -104,7 +104,7 @@ def print_table(rows: Sequence[dict], title: str, file=None) -> None:
         for h in headers:
             table.add_column(h, no_wrap=True)
         for c in cells:
-            style = "red" if c[8] in ("no", "FAILED") else "green" if c[8] == "yes" else None
+            style = {"no": "red", "FAILED": "red", "yes": "green", common.NOISE: "yellow"}.get(c[8])
             table.add_row(*c, style=style)
         console = Console(file=file)
         widths = [max(len(str(c[i])) for c in [headers, *cells]) for i in range(len(headers))]
@@ -145,7 +145,8 @@ def chart(rows: Sequence[dict], path: Path, title: str) -> Path | None:
     med = [float(r["ratio_median"]) for r in data]
     lo = [m - float(r["ratio_min"]) for m, r in zip(med, data)]
     hi = [float(r["ratio_max"]) - m for m, r in zip(med, data)]
-    colours = ["tab:green" if r["met"] == "yes" else "tab:red" if r["met"] == "no" else "tab:gray" for r in data]
+    palette = {"yes": "tab:green", "no": "tab:red", common.NOISE: "tab:orange"}
+    colours = [palette.get(r["met"], "tab:gray") for r in data]
     fig, ax = plt.subplots(figsize=(10, 0.55 * len(data) + 1.5))
     y = list(range(len(data)))[::-1]
     ax.barh(y, med, xerr=[lo, hi], color=colours, alpha=0.8, capsize=3)

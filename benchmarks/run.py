@@ -8,22 +8,25 @@ runs in its own worker process, repetitions interleaved, medians with min–max 
 - ``checkpoint``: how long ``TimeMachine.drop`` blocks the loop vs a synchronous save;
 - ``loader``: Tank images/s vs a torch DataLoader with PIL over the same JPEG files;
 - ``generator``: Generator packing images/s.
-Sizes: ``--quick`` (tiny, seconds: run by the test suite), the default CPU set (a few minutes on 2
-cores), ``--gpu`` (bigger train-step sizes on the first GPU). ``--engines`` restricts the
-engine-specific suites to nebulae-torch + torch baselines (``pytorch``) or nebulae-JAX + JAX
-baselines (``jax``); the data suites are engine-neutral and always run.
+Sizes: ``--quick`` (a smoke run: tiny sizes, 1-2 repetitions, about 2.5 minutes for both engines on 2
+cores; it checks that every suite runs, its ratios are noise, so it gives no verdicts on the targets),
+the default CPU set (a few minutes on 2 cores), ``--gpu`` (bigger train-step sizes on the first GPU).
+``--engines`` restricts the engine-specific suites to nebulae-torch + torch baselines (``pytorch``) or
+nebulae-JAX + JAX baselines (``jax``); the data suites are engine-neutral and always run.
 
 Writes into ``--out`` (default bench_out/): ``bench.csv`` (one row per measurement, columns
 `benchmarks.common.RESULT_FIELDS`), ``bench.json`` (machine, versions, thread counts, command,
 per-suite wall time), ``bench.png`` (the ratios and their targets) and ``bench.md`` (a Markdown
-table of the ratios for the README). Exit status 1 if a suite or contender failed, 0 otherwise
-(missed targets are reported, not failures).
+table of the ratios for the README). Verdicts: ``yes``/``no`` when every repetition's ratio meets/misses
+its target, ``within noise`` when they fall on both sides. Exit status 1 if a suite or contender failed,
+2 if a package the selected suites need is missing, 0 otherwise (missed targets are reported, not failures).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import shlex
@@ -32,10 +35,13 @@ import time
 import traceback
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): import it as a module of `benchmarks`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import benchmarks  # noqa: F401 (the parent package of the relative imports below)
 
-from benchmarks import common, machine, report
+    __package__ = "benchmarks"
+
+from . import common, machine, report
 
 SUITES = ("train_step", "dock_overhead", "checkpoint", "loader", "generator")
 ENGINES = ("pytorch", "jax")
@@ -46,10 +52,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m nebulae bench",
         description=__doc__.split("\n\n")[0],
-        epilog="Run from a source checkout (benchmarks/ is not installed with the package).",
+        epilog="Installed with the package (nebulae.benchmarks); needs both engines: pip install 'nebulae[bench]'.",
     )
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="tiny sizes and 1-2 repetitions (seconds; for tests)")
+    size.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1-2 reps, no verdicts (minutes)")
     size.add_argument("--gpu", action="store_true", help="bigger train-step sizes (ResNet-18 at 224x224) on a GPU")
     p.add_argument("--only", default="", help=f"comma-separated suites to run (default all: {','.join(SUITES)})")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines: pytorch,jax (default both)")
@@ -64,9 +70,24 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+# the import names each selected suite needs: the engines' own packages and the baselines' (torch's DataLoader)
+NEEDS = {"pytorch": ("torch",), "jax": ("jax", "flax", "optax")}
+ENGINE_SUITES = ("train_step", "dock_overhead", "checkpoint")
+
+
+def missing_packages(args: argparse.Namespace) -> list[str]:
+    """The packages the selected suites and engines need that are not installed."""
+    needed: list[str] = []
+    if set(args.suites) & set(ENGINE_SUITES):
+        needed += [m for e in args.engines for m in NEEDS[e]]
+    if "loader" in args.suites:
+        needed.append("torch")
+    return [m for m in dict.fromkeys(needed) if importlib.util.find_spec(m) is None]
+
+
 def run_suite(name: str, args: argparse.Namespace) -> list[dict]:
     """One suite's rows; a suite that raises gives one FAILED row (the others still run)."""
-    module = importlib.import_module(f"benchmarks.{name}")
+    module = importlib.import_module(f".{name}", __package__)
     try:
         return module.collect(quick=args.quick, gpu=args.gpu, engines=args.engines)
     except Exception:
@@ -85,9 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     out = Path(args.out)
     if argv is None:  # python -m benchmarks.run ...
-        command = "python -m benchmarks.run " + shlex.join(sys.argv[1:])
+        command = f"python -m {__package__}.run " + shlex.join(sys.argv[1:])
     else:  # called by python -m nebulae bench ...
         command = "python -m nebulae bench " + shlex.join(argv)
+    missing = missing_packages(args)
+    if missing:
+        torch = "torch first from its CPU or CUDA index (pip install torch==2.13.0 --index-url "
+        torch += "https://download.pytorch.org/whl/cpu, or .../whl/cu128), then " if "torch" in missing else ""
+        print(f"nebulae bench needs {', '.join(missing)}: install {torch}pip install 'nebulae[bench]'", file=sys.stderr)
+        return 2
     info = machine.describe()
     size = "quick" if args.quick else "gpu" if args.gpu else "cpu"
     if args.gpu and not info["gpus"]:
@@ -103,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         seconds[name] = round(time.perf_counter() - t0, 1)
         print(f"[{name}] done in {seconds[name]:.1f} s", flush=True)
     total = time.perf_counter() - start
+    if args.quick:  # tiny sizes and 1-2 repetitions: the ratios say the suites run, not how fast
+        for r in rows:
+            if r["target"] and r["met"] != "FAILED":
+                r["met"] = common.NO_VERDICT
     info.update(
         command=command,
         size=size,
@@ -113,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         load_average_after=os.getloadavg()[0],
         cpu_threads=thread_counts(rows),
     )
-    title = f"nebulae bench ({size}) — {machine.summary(info)}; {total:.0f} s"
+    smoke = "; smoke run: ratios of tiny sizes, no verdicts" if args.quick else ""
+    title = f"nebulae bench ({size}{smoke}) — {machine.summary(info)}; {total:.0f} s"
     print()
     report.print_table(rows, title)
     csv_path = report.write_csv(rows, out / "bench.csv")

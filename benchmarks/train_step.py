@@ -49,12 +49,15 @@ import re
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): import it as a module of `benchmarks`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import benchmarks  # noqa: F401 (the parent package of the relative imports below)
+
+    __package__ = "benchmarks"
 
 import numpy as np
 
-from benchmarks import common, memory
+from . import common, memory
 
 SUITE = "train_step"
 TARGET = ">= 0.95"  # every nebulae / baseline steps/s ratio
@@ -200,7 +203,7 @@ def build_torch_eager(cfg: dict):
 
     torch.manual_seed(0)
     if cfg["kind"] == "resnet":
-        from benchmarks.resnet import torch_resnet18
+        from .resnet import torch_resnet18
 
         model = torch_resnet18(cfg["classes"])
     elif cfg["kind"] == "cnn":
@@ -281,7 +284,7 @@ def _nnx_model(cfg: dict):
             return self.fc2(nnx.relu(self.fc1(x.reshape(x.shape[0], -1))))
 
     if cfg["kind"] == "resnet":
-        from benchmarks.resnet import nnx_resnet18
+        from .resnet import nnx_resnet18
 
         return nnx_resnet18(cfg["classes"])
     return CNN(cfg) if cfg["kind"] == "cnn" else MLP(cfg["dims"])
@@ -447,7 +450,7 @@ def bench_round(names: list[str], args, order_shift: int) -> dict[str, dict[str,
     env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if args.gpu else {}  # as nebulae's Engine(GPU) sets it
     flags = {c: ["--contender", c, "--size", size] for c in needed}
     workers = {
-        c: common.Worker(c, "benchmarks.train_step", flags[c], {"NEB_CORE": ENGINE.get(c, "jax"), **env})
+        c: common.Worker(c, f"{common.PACKAGE}.train_step", flags[c], {"NEB_CORE": ENGINE.get(c, "jax"), **env})
         for c in common.rotated(needed, order_shift)
     }
     out: dict[str, dict[str, dict]] = {}

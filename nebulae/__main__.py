@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import runpy
 import sys
-from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ROOT = Path(__file__).resolve().parent.parent
 PASS_THROUGH = ("demo",)
 
 
@@ -62,20 +59,20 @@ def _gpus(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """`nebulae demo ...`: `nebulae.demo.main` on the engine `--core` names (its own flags after it)."""
+    if importlib.util.find_spec("sklearn") is None:
+        print("nebulae demo needs scikit-learn (the digits it trains on): pip install 'nebulae[demo]'", file=sys.stderr)
+        return 2
     os.environ["NEB_CORE"] = args.core
-    script = EXAMPLES / "demo.py"
-    sys.argv = [str(script), *args.rest]
-    runpy.run_path(str(script), run_name="__main__")
-    return 0
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before the engine is imported: see nebulae/demo.py
+    from nebulae import demo
+
+    return demo.main(args.rest)
 
 
 def _bench(argv: list[str]) -> int:
-    """`python -m nebulae bench ...`: benchmarks.run.main from a source checkout (its own --help)."""
-    if not (ROOT / "benchmarks" / "run.py").is_file():
-        print("nebulae bench needs a source checkout: benchmarks/ is not installed with the package", file=sys.stderr)
-        return 2
-    sys.path.insert(0, str(ROOT))
-    from benchmarks import run
+    """`nebulae bench ...`: the benchmark suite, `nebulae.benchmarks.run.main` (its own --help)."""
+    from nebulae.benchmarks import run
 
     return run.main(argv)
 
@@ -98,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     gpus.set_defaults(func=_gpus)
     demo = sub.add_parser("demo", help="run the end-to-end demo on one engine")
     demo.add_argument("--core", default=os.environ.get("NEB_CORE", "pytorch"), help="pytorch or jax")
-    demo.epilog = "Other flags (--epochs, --batch-size, --lr, --out, --quick) go to examples/demo.py."
+    demo.epilog = "Other flags (--epochs, --batch-size, --lr, --out, --quick) go to nebulae.demo (nebulae/demo.py)."
     demo.set_defaults(func=_demo)
-    sub.add_parser("bench", help="the cross-backend benchmark suite (source checkout); see `bench --help`")
+    sub.add_parser("bench", help="the cross-backend benchmark suite (nebulae.benchmarks); see `bench --help`")
     from nebulae.fuel import pack
 
     pack.add_parser(sub)

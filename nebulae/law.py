@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 ENGINES = {"pytorch": "torch", "torch": "torch", "jax": "jax"}
 CANONICAL = {"torch": "pytorch", "jax": "jax"}
 EXTRAS = {"torch": ("torch",), "jax": ("jax", "flax", "optax")}
+# torch comes first from its own index: the default PyPI wheel on Linux is the multi-GB CUDA build.
+INSTALL = {
+    "torch": "pick the CPU or the CUDA build of torch (the tested one is 2.13.0): "
+    "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu "
+    "(or .../whl/cu128 for CUDA 12.8)",
+    "jax": "pip install 'nebulae[jax]' (on a CUDA 12 GPU also 'nebulae[cuda12]')",
+}
 
 _lock = threading.RLock()
 _chosen: str | None = None  # canonical name set through Law.CORE
@@ -117,7 +124,7 @@ def backend() -> Backend:
             if importlib.util.find_spec(dist) is None:
                 raise ImportError(
                     f"nebulae: the {engine!r} engine needs the package {dist!r}, which is not installed. "
-                    f"Install it with: pip install 'nebulae[{short}]'"
+                    f"Install it: {INSTALL[short]}"
                 )
         module = _load(short)
         if _seed is not None:  # before publishing: no thread sees the engine unseeded

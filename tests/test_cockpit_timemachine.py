@@ -22,7 +22,7 @@ import pytest
 from nebulae.astro import init
 from nebulae.cockpit import anchors
 from nebulae.cockpit.timemachine import AnchorMismatchError, TimeMachine
-from tests.conftest import ROOT, assert_close, run_python
+from tests.conftest import ROOT, assert_close, run_python, saves_finish_at_exit
 from tests.models.steps import mlp, train_dev
 
 try:
@@ -336,6 +336,7 @@ def child_rotation(engine: str, folder: str, drops: int) -> None:
     # the interpreter's exit finishes the last save and rotates
 
 
+@saves_finish_at_exit
 def test_rotation_keeps_the_newest_across_processes(engine, tmp_path):
     folder = str(tmp_path)
     names = []

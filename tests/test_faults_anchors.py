@@ -15,7 +15,7 @@ import pytest
 
 from nebulae.cockpit import anchors
 from nebulae.cockpit.timemachine import TimeMachine
-from tests.conftest import ROOT
+from tests.conftest import ROOT, saves_finish_at_exit
 from tests.models.steps import mlp
 
 pytestmark = pytest.mark.timeout(240)
@@ -235,6 +235,7 @@ print("done", flush=True)
 """
 
 
+@saves_finish_at_exit
 def test_a_final_save_that_fails_at_exit_ends_the_process_with_status_1(engine, tmp_path):
     env = {**os.environ, "NEB_FAULT": "anchor.written@2=enospc"}
     args = [sys.executable, "-c", EXIT_CHILD, engine, str(tmp_path)]

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from nebulae.astro import hangar, init
-from tests import parity
 from tests.conftest import run_python
 
 RNG = np.random.default_rng(0)
@@ -302,6 +301,15 @@ def test_resnet18_trains_one_step(dock):
 
 # ---- cross-engine parity (same seed, same weights; eval mode) ----
 
+
+@pytest.fixture
+def parity():
+    """tests.parity, imported by the parity tests only: it loads both engines (the JAX-only pass has no torch)."""
+    from tests import parity as module
+
+    return module
+
+
 PARITY = {
     "ResNet18": (lambda h: h.ResNet18(10, (3, 32, 32)), IMAGES, 1e-5),
     "ResNet50": (lambda h: h.ResNet50(10, (3, 32, 32)), IMAGES, 1e-5),
@@ -316,7 +324,7 @@ PARITY = {
 
 @pytest.mark.once
 @pytest.mark.parametrize("name", sorted(PARITY))
-def test_eval_outputs_and_weights_agree_across_engines(name):
+def test_eval_outputs_and_weights_agree_across_engines(parity, name):
     make, x, tol = PARITY[name]
     out_t, out_j, craft_t, craft_j = parity.outputs(lambda d: make(models(d)), np.asarray(x, np.float32))
     parity.assert_same(craft_t.export_weights(), craft_j.export_weights(), 0, 0, f"{name} initial weights")
@@ -325,7 +333,7 @@ def test_eval_outputs_and_weights_agree_across_engines(name):
 
 
 @pytest.mark.once
-def test_vae_with_given_noise_agrees_across_engines_in_train_mode():
+def test_vae_with_given_noise_agrees_across_engines_in_train_mode(parity):
     eps = RNG.normal(size=(2, 4)).astype(np.float32)
     results = []
     for dock in parity.DOCKS:
@@ -337,7 +345,7 @@ def test_vae_with_given_noise_agrees_across_engines_in_train_mode():
 
 
 @pytest.mark.once
-def test_stopgrad_agrees_across_engines():
+def test_stopgrad_agrees_across_engines(parity):
     x = RNG.normal(size=(2, 5)).astype(np.float32)
     out_t, out_j, _, _ = parity.outputs(lambda d: d.StopGrad(), x)
     parity.assert_same(out_t, out_j, 0, 0, "StopGrad")
