@@ -72,6 +72,40 @@ def both():
     return tdock, jdock
 
 
+def run_in_pty(code: str, args: list[str], env: dict, size: tuple[int, int] | None = None, timeout: float = 150) -> str:
+    """Run `python -c code *args` with a pseudo-terminal (of `size` = (rows, cols) when given, set before Python
+    starts) as its stdout and stderr; return what the terminal received (the child must exit 0)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the pty is its controlling terminal
+        try:
+            if size is not None:
+                fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+            os.execve(sys.executable, [sys.executable, "-c", code, *args], env)
+        finally:
+            os._exit(127)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = b"".join(chunks).decode()
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    return text
+
+
 def run_python(code: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter from the repository root (for binding tests)."""
     full_env = {k: v for k, v in os.environ.items() if k != "NEB_CORE"}

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import csv
 import os
-import pty
 import re
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
 from nebulae.aerolog.curve import draw_bar, draw_curve, ordinal
 from nebulae.aerolog.dashboard import DashBoard
-from tests.conftest import ROOT, run_python
+from tests.conftest import ROOT, run_in_pty, run_python
 
 DRIVER = textwrap.dedent(
     """
@@ -59,24 +57,7 @@ def _env() -> dict:
 
 def _run_in_pty(args: list[str]) -> str:
     """Run `python -c DRIVER args` with a pseudo-terminal as stdout/stderr; return what the terminal received."""
-    pid, fd = pty.fork()
-    if pid == 0:  # child: the pty is its controlling terminal
-        os.execve(sys.executable, [sys.executable, "-c", DRIVER, *args], _env())
-    chunks = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    text = b"".join(chunks).decode()
-    assert os.waitstatus_to_exitcode(status) == 0, text
-    return text
+    return run_in_pty(DRIVER, args, _env(), timeout=120)
 
 
 def _check_logs(log_dir, history) -> None:

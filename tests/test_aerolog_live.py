@@ -8,20 +8,15 @@ user sees on the screen and in the scrollback at the end, not about escape codes
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
-import struct
 import subprocess
 import sys
-import termios
 import textwrap
-import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_in_pty
 
 CHILD = textwrap.dedent(
     """
@@ -167,28 +162,7 @@ def _env(engine: str) -> dict:
 
 def _run_in_pty(args: list[str], engine: str, rows: int, cols: int) -> str:
     """Run the child with a pseudo-terminal of `rows` x `cols` as its stdout and stderr; return what it received."""
-    pid, fd = pty.fork()
-    if pid == 0:  # child: the pty is its controlling terminal, of the given size before Python starts
-        try:
-            fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            os.execve(sys.executable, [sys.executable, "-c", CHILD, *args], _env(engine))
-        finally:
-            os._exit(127)
-    chunks = []
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    text = b"".join(chunks).decode()
-    assert os.waitstatus_to_exitcode(status) == 0, text
-    return text
+    return run_in_pty(CHILD, args, _env(engine), (rows, cols))
 
 
 def _check_user_lines(lines: list[str], logs: bool = True) -> None:
