@@ -45,8 +45,13 @@ class WorkerError(RuntimeError):
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a worker: ours, `REPO` first on PYTHONPATH, plus `extra`."""
+    """The environment for a worker: ours, `REPO` first on PYTHONPATH, plus `extra`.
+
+    JAX's persistent compilation cache is off unless the caller's environment or `extra` turns it on, so a
+    "first step" figure is a cold compile on every run of the suite (the warm_start suite measures the cache).
+    """
     env = dict(os.environ)
+    env.setdefault("NEB_JAX_CACHE", "0")
     path = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + path if path else "")
     env.update(extra or {})

@@ -43,7 +43,7 @@ if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): impor
 
 from . import common, machine, report
 
-SUITES = ("train_step", "dock_overhead", "checkpoint", "loader", "generator")
+SUITES = ("train_step", "dock_overhead", "checkpoint", "loader", "generator", "warm_start")
 ENGINES = ("pytorch", "jax")
 
 
@@ -72,7 +72,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 # the import names each selected suite needs: the engines' own packages and the baselines' (torch's DataLoader)
 NEEDS = {"pytorch": ("torch",), "jax": ("jax", "flax", "optax")}
-ENGINE_SUITES = ("train_step", "dock_overhead", "checkpoint")
+ENGINE_SUITES = ("train_step", "dock_overhead", "checkpoint", "warm_start")
 
 
 def missing_packages(args: argparse.Namespace) -> list[str]:

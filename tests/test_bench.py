@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-ENGINE_SUITES = "train_step,dock_overhead,checkpoint"
+ENGINE_SUITES = "train_step,dock_overhead,checkpoint,warm_start"
 # (suite, workload, contender, metric, ratio_to) rows every quick run must have, per engine
 EXPECTED = {
     "pytorch": [
@@ -37,6 +37,8 @@ EXPECTED = {
         ("dock_overhead", "cnn-forward-b16", "dock-jax", "forwards/s", "jax-lax"),
         ("checkpoint", "jax 16 MB", "drop", "loop blocked", "sync drop"),
         ("checkpoint", "jax 16 MB", "sync drop", "loop blocked", ""),
+        ("warm_start", "resnet (quick)", "nebulae-jax cold process", "first step", ""),
+        ("warm_start", "resnet (quick)", "nebulae-jax warm process", "first step", "nebulae-jax cold process"),
     ],
 }
 

@@ -2,8 +2,10 @@
 `nebulae.backend.Backend`."""
 
 from .. import lazy_parts
-from . import dock, hangar, kernels, tensor
+from . import cache, dock, hangar, kernels, tensor
 from .tensor import devices
+
+cache.enable()
 
 ENGINE = "jax"
 manual_seed = None  # no global generator: each random craft owns a key drawn from the initialiser stream
