@@ -69,6 +69,9 @@ class Craft(CraftBase, nnx.Module):
     def set_mixp(self, dtype: str) -> None:
         self._mixp = dtype
 
+    def set_compiled(self, options: dict) -> None:
+        """Nothing to do: every Python-level call of a craft already runs one cached `jax.jit` step."""
+
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, nnx.Module) for v in value):
             value = nnx.List(value)

@@ -16,10 +16,17 @@ from . import step as _step
 __all__ = ["Craft"]
 
 
+def _compiled():
+    from . import compiled  # imports torch._dynamo: only when a craft is compiled
+
+    return compiled
+
+
 class Craft(CraftBase, nn.Module):
     __doc__ = CraftBase.__doc__
 
     _mixp: torch.dtype | None = None
+    _compile_options: dict | None = None  # set by compile(**options): Python-level calls run compiled
     ops = kernels.OPS  # the layer kernels front crafts call (backends/torch/kernels)
     dock = None  # the torch dock namespace, set when it is built
     hangar = None  # the hangar models bound to this Craft, set when they are bound
@@ -56,6 +63,8 @@ class Craft(CraftBase, nn.Module):
 
     def __call__(self, *args, **kwargs):
         if _step.current() is None:  # called from Python: a step (see backends/torch/step.py)
+            if self._compile_options is not None:
+                return _compiled().top_call(self, args, kwargs)
             return _step.top_call(self, self._forward, args, kwargs)
         return self._forward(args, kwargs)
 
@@ -67,6 +76,17 @@ class Craft(CraftBase, nn.Module):
 
     def set_mixp(self, dtype: str) -> None:
         self._mixp = getattr(torch, dtype)
+
+    def set_compiled(self, options: dict) -> None:
+        torch.compile(lambda: None, **options)  # refuses a bad value now (an unknown mode, a backend's name)
+        self._compile_options = options
+        _compiled().forget(self.__dict__)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        if self._compile_options is not None:  # a copy or an unpickled craft compiles afresh
+            _compiled().forget(state)
+        return state
 
     def _device_type(self) -> str:
         for p in self.parameters():
@@ -99,13 +119,13 @@ class Craft(CraftBase, nn.Module):
 
     @property
     def traces(self) -> int:
-        """Compilations of this craft's step: always 0 on torch, which runs eagerly."""
-        return 0
+        """Dynamo compilations of this craft's step after `compile()` (1 for a fixed input signature); 0 eager."""
+        return 0 if self._compile_options is None else _compiled().stats(self)[0]
 
     @property
     def compile_seconds(self) -> float:
-        """Seconds spent compiling this craft's step: 0.0 on torch (eager)."""
-        return 0.0
+        """Seconds spent tracing and compiling this craft's step after `compile()`; 0.0 eager."""
+        return 0.0 if self._compile_options is None else _compiled().stats(self)[1]
 
     def vars(self) -> list[torch.Tensor]:
         """All parameters, as a list."""

@@ -2,6 +2,7 @@
 
 import functools
 
+import torch
 import torch.nn.functional as F
 
 from nebulae.astro.padding import fpad_order
@@ -18,6 +19,11 @@ def _plan(kernel, pairs):
     return 0, fpad_order(pairs)
 
 
+def _planned(kernel, pairs):
+    """`_plan`, uncached while torch.compile traces (dynamo warns on lru_cache calls; a trace runs it once)."""
+    return (_plan.__wrapped__ if torch.compiler.is_compiling() else _plan)(kernel, pairs)
+
+
 def _crop(y, size):
     """The first `size` windows: padded beforehand, torch's ceil rule cannot see which padding leads."""
     if tuple(y.shape[y.ndim - len(size) :]) == size:
@@ -26,7 +32,7 @@ def _crop(y, size):
 
 
 def max_pool(x, kernel, stride, pairs, size):
-    padding, fpad = _plan(kernel, pairs)
+    padding, fpad = _planned(kernel, pairs)
     if fpad is None:
         return _MAX[len(kernel)](x, kernel, stride, padding, ceil_mode=size is not None)
     y = _MAX[len(kernel)](F.pad(x, fpad, value=float("-inf")), kernel, stride, 0, ceil_mode=size is not None)
@@ -34,7 +40,7 @@ def max_pool(x, kernel, stride, pairs, size):
 
 
 def avg_pool(x, kernel, stride, pairs, size):
-    padding, fpad = _plan(kernel, pairs)
+    padding, fpad = _planned(kernel, pairs)
     if fpad is None:
         return _AVG[len(kernel)](x, kernel, stride, padding, ceil_mode=size is not None)
     y = _AVG[len(kernel)](F.pad(x, fpad), kernel, stride, 0, ceil_mode=size is not None)

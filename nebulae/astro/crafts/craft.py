@@ -14,6 +14,7 @@ from nebulae.astro import gearbox, statedict
 
 from . import tree
 
+COMPILE_OPTIONS = ("mode", "fullgraph", "dynamic", "backend", "options", "disable")  # torch.compile's keywords
 _PRECISIONS = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16", "half": "float16"}
 
 
@@ -39,6 +40,9 @@ class CraftEngine(Protocol):
 
     def set_mixp(self, dtype: str) -> None:
         """Compute in `dtype` ('bfloat16' or 'float16') from now on."""
+
+    def set_compiled(self, options: dict[str, Any]) -> None:
+        """Run later Python-level calls of this craft compiled with `options` (`craft.compile`'s, checked)."""
 
     def named_weights(self) -> dict[str, Any]:
         """Parameters and buffers (BN statistics) by path, joined with '/'."""
@@ -85,6 +89,31 @@ class CraftBase:
         floating inputs are cast and layers compute in their input's dtype). For float16 also give the optimizer
         `mixp=True` (dynamic loss scaling)."""
         self.set_mixp(compute_dtype(dtype))
+        return self
+
+    def compile(self, **options: Any) -> CraftBase:
+        """Compile this step craft; returns the craft, so `train = Train(net).compile()` reads in one line.
+
+        torch: later Python-level calls of this craft (the step you call in the loop) run its forward through
+        `torch.compile(**options)` (the whole `run`: model, losses, `optz(loss)`; the backward of that graph is
+        compiled with it), while the gradients, optimizer updates, `grad_accum`, loss scaling and the non-finite
+        guard stay the eager step's, so results match the eager step. The first call compiles (tens of seconds
+        on a CPU); `traces` and `compile_seconds` then count dynamo's compilations. A craft called inside
+        another craft's `run` is compiled as part of that step when the step is compiled, not on its own.
+        JAX: a no-op returning the craft, since every step is already one `jax.jit` function; the same script
+        runs on both engines.
+
+        Args:
+            **options: `torch.compile`'s keywords, passed on as given: mode (e.g. "max-autotune-no-cudagraphs"),
+                fullgraph, dynamic, backend, options, disable. Checked by name on both engines.
+        """
+        unknown = sorted(set(options) - set(COMPILE_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}.compile() got unknown option(s) {unknown}; it takes torch.compile's "
+                f"keywords: {', '.join(COMPILE_OPTIONS)}"
+            )
+        self.set_compiled(dict(options))
         return self
 
     def gear(self, gr, stats: bool = True):
