@@ -41,7 +41,7 @@ if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): impor
 
     __package__ = "benchmarks"
 
-from . import common, machine, report
+from . import common, machine, peers, report
 
 SUITES = ("train_step", "dock_overhead", "checkpoint", "loader", "generator", "warm_start")
 ENGINES = ("pytorch", "jax")
@@ -59,6 +59,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     size.add_argument("--gpu", action="store_true", help="bigger train-step sizes (ResNet-18 at 224x224) on a GPU")
     p.add_argument("--only", default="", help=f"comma-separated suites to run (default all: {','.join(SUITES)})")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines: pytorch,jax (default both)")
+    p.add_argument(
+        "--peers", choices=("keras",), action="append", default=[], help="train_step: add Keras 3 contenders"
+    )
     p.add_argument("--out", default="bench_out", help="output folder (default bench_out/)")
     args = p.parse_args(argv)
     args.suites = [s.strip() for s in args.only.split(",") if s.strip()] or list(SUITES)
@@ -89,7 +92,8 @@ def run_suite(name: str, args: argparse.Namespace) -> list[dict]:
     """One suite's rows; a suite that raises gives one FAILED row (the others still run)."""
     module = importlib.import_module(f".{name}", __package__)
     try:
-        return module.collect(quick=args.quick, gpu=args.gpu, engines=args.engines)
+        extra = {"peers": args.peers} if name == "train_step" and args.peers else {}
+        return module.collect(quick=args.quick, gpu=args.gpu, engines=args.engines, **extra)
     except Exception:
         error = traceback.format_exc()
         print(f"[{name}] FAILED\n{error}", file=sys.stderr, flush=True)
@@ -115,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         torch += "https://download.pytorch.org/whl/cpu, or .../whl/cu128), then " if "torch" in missing else ""
         print(f"nebulae bench needs {', '.join(missing)}: install {torch}pip install 'nebulae[bench]'", file=sys.stderr)
         return 2
+    skipped = peers.missing(list(dict.fromkeys(args.peers)) if "train_step" in args.suites else [])
+    for peer in skipped:  # its contenders are left out; the rest runs
+        print(peers.MISSING.format(peer=peer, package=peers.PACKAGES[peer]), file=sys.stderr)
+    args.peers = [p for p in dict.fromkeys(args.peers) if p not in skipped]
     info = machine.describe()
     size = "quick" if args.quick else "gpu" if args.gpu else "cpu"
     if args.gpu and not info["gpus"]:

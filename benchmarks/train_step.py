@@ -20,6 +20,10 @@ Contenders, each in its own interpreter (``NEB_CORE`` set for the nebulae ones):
 - ``jax-functional``: Flax NNX, ``nnx.split((model, optimizer))`` and a plain
   ``jax.jit(step, donate_argnums=0)`` doing merge -> value_and_grad -> optimizer.update -> state.
 - ``jax-nnxjit``: the canonical ``@nnx.jit def train_step(model, optimizer, x, y)``.
+- opt-in, only when named in ``--contenders`` (inductor compiles for tens of seconds per workload on a
+  CPU): ``nebulae-torch-compiled``, the nebulae step with ``train.compile()`` (its forward, losses
+  included, through torch.compile; backward compiled with it; optimizer eager), against
+  ``torch-compiled``, ``torch-eager`` with ``model = torch.compile(model)`` (target >= 0.97).
 The hand-written JAX models use ``nnx.Linear`` for dense layers and, for convolutions,
 ``jax.lax.conv_general_dilated`` on NCHW data with OIHW kernels held in ``nnx.Param`` (the layout
 nebulae uses on JAX; nnx.Conv would need NHWC), so the JAX contenders run the same FLOPs in the
@@ -57,13 +61,31 @@ if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): impor
 
 import numpy as np
 
-from . import common, memory
+from . import common, memory, peers
 
 SUITE = "train_step"
 TARGET = ">= 0.95"  # every nebulae / baseline steps/s ratio
 CONTENDERS = ("nebulae-torch", "torch-eager", "nebulae-jax", "jax-functional", "jax-nnxjit")
 ENGINE = {"nebulae-torch": "pytorch", "torch-eager": "pytorch"}  # the rest: "jax"
 RATIOS = (("nebulae-torch", "torch-eager"), ("nebulae-jax", "jax-functional"), ("nebulae-jax", "jax-nnxjit"))
+# opt-in (name them in --contenders): torch.compile'd steps; inductor's C++ build adds tens of seconds per workload
+COMPILED = ("nebulae-torch-compiled", "torch-compiled")
+DEFAULT_CONTENDERS = CONTENDERS  # what runs when --contenders is not given
+CONTENDERS += COMPILED
+ENGINE.update(dict.fromkeys(COMPILED, "pytorch"))
+RATIOS += (COMPILED,)
+TARGETS = {COMPILED: ">= 0.97"}  # ratios whose target is not TARGET
+# `--peers keras`: Keras 3 contenders (benchmarks.peers), run only when asked; their ratios get no target
+PEERS = {"keras": peers.NAMES}
+PEER_NAMES = tuple(c for names in PEERS.values() for c in names)
+ENGINE.update(peers.ENGINE)
+PEER_RATIOS = (
+    ("nebulae-torch", "keras-torch-tob"),
+    ("nebulae-torch", "keras-torch-fit"),
+    ("nebulae-jax", "keras-jax-tob"),
+    ("nebulae-jax", "keras-jax-fit"),
+)
+RATIOS += PEER_RATIOS
 HEADERS = ("workload", "contender", "first step s", "median steps/s (min–max)", "CPU/wall", "threads", "peak RSS MB")
 CSV_HEADERS = ("kind", "workload", "contender", "baseline", "first_step_s", "median", "min", "max", "cpu_per_wall")
 CSV_HEADERS += ("torch_threads", "peak_rss_mb", "per_rep", "note")
@@ -154,10 +176,11 @@ def train_craft(dock, net, scope: str = "TRAIN"):
     return Train(net, scope)
 
 
-def build_nebulae(cfg: dict):
-    """The model and seed-style Train craft written with dock; returns (step, sync, info)."""
+def build_nebulae(cfg: dict, compiled: bool = False):
+    """The model and seed-style Train craft written with dock (`compiled`: `train.compile()`, torch.compile on
+    torch); returns (step, sync, info)."""
     from nebulae import law
-    from nebulae.astro import dock
+    from nebulae.astro import dock, hangar
 
     class CNN(dock.Craft):
         def __init__(self, cfg):
@@ -177,12 +200,12 @@ def build_nebulae(cfg: dict):
             return self.fc2(self.relu3(self.fc1(x.reshape(x.shape[0], -1))))
 
     if cfg["kind"] == "resnet":
-        from nebulae.astro import hangar
-
         net = hangar.ResNet(cfg["depth"], nclass=cfg["classes"], in_shape=cfg["image"])
     else:
         net = CNN(cfg) if cfg["kind"] == "cnn" else mlp_craft(dock, cfg["dims"])
     train = train_craft(dock, net)
+    if compiled:
+        train.compile()
     if cfg["gpu"]:
         from nebulae.cockpit.engine import GPU, Engine
 
@@ -190,13 +213,15 @@ def build_nebulae(cfg: dict):
     x, z = (dock.coat(a) for a in make_batch(cfg))
 
     def info():
-        return {"traces": int(train.traces)} if law.Law.CORE == "jax" else {}
+        traces = {"traces": int(train.traces)} if law.Law.CORE == "jax" or compiled else {}
+        return {"nparams": hangar.nparams(net), **traces}  # the Keras peers must match it (benchmarks.peers)
 
     return (lambda: train(x, z)), dock.shell, info
 
 
-def build_torch_eager(cfg: dict):
-    """Hand-written eager torch: nn modules, torch.optim.Adam, F.cross_entropy; returns (step, sync, info)."""
+def build_torch_eager(cfg: dict, compiled: bool = False):
+    """Hand-written eager torch: nn modules, torch.optim.Adam, F.cross_entropy (`compiled`: `model =
+    torch.compile(model)`, the optimizer step eager as in nebulae's compiled step); returns (step, sync, info)."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -226,6 +251,8 @@ def build_torch_eager(cfg: dict):
         model = nn.Sequential(nn.Linear(d[0], d[1]), nn.ReLU(), nn.Linear(d[1], d[2]), nn.ReLU(), nn.Linear(d[2], d[3]))
     device = torch.device("cuda" if cfg["gpu"] else "cpu")
     model.to(device).train()
+    if compiled:
+        model = torch.compile(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y = (torch.from_numpy(a).to(device) for a in make_batch(cfg))
 
@@ -359,7 +386,10 @@ BUILDERS = {
     "torch-eager": build_torch_eager,
     "jax-functional": build_jax_functional,
     "jax-nnxjit": build_jax_nnxjit,
+    "nebulae-torch-compiled": lambda cfg: build_nebulae(cfg, compiled=True),
+    "torch-compiled": lambda cfg: build_torch_eager(cfg, compiled=True),
 }
+BUILDERS.update({c: (lambda cfg, c=c: peers.build_keras(c, cfg)) for c in PEER_NAMES})
 
 
 def worker_main(contender: str, size: str) -> None:
@@ -385,7 +415,10 @@ def worker_main(contender: str, size: str) -> None:
         mem = memory.peak_memory()
         return {"peak_rss_mb": mem["peak_rss_mb"], "memory": mem, **live["info"]()}
 
-    if contender in ENGINE:  # import the engine now: setup then times only building and the first step
+    # import the engine (and keras) now: setup then times only building and the first step
+    if contender in PEER_NAMES:
+        import keras  # noqa: F401 (its backend: KERAS_BACKEND in this worker's environment, see peers.ENV)
+    elif contender in ENGINE:
         import torch  # noqa: F401
     else:
         import jax  # noqa: F401
@@ -411,6 +444,8 @@ def bench(names: list[str], args) -> dict[str, dict[str, dict]]:
         for k in range(args.rounds):
             for wl, res in bench_round(group, args, i + k).items():
                 _pool(out.setdefault(wl, {}), res)
+    for error in peers.check_params(out):
+        print(f"  FAILED: {error}", file=sys.stderr, flush=True)
     for res in out.values():
         for p in res.values():
             if "error" not in p:
@@ -435,6 +470,8 @@ def _pool(pooled: dict[str, dict], round_results: dict[str, dict]) -> None:
         p["threads"], p["thread_info"] = r["threads"], r["thread_info"]
         if "traces" in r:
             p["traces"] = max(p.get("traces", 0), r["traces"])
+        if "nparams" in r:
+            p["nparams"] = r["nparams"]
 
 
 def bench_round(names: list[str], args, order_shift: int) -> dict[str, dict[str, dict]]:
@@ -449,8 +486,9 @@ def bench_round(names: list[str], args, order_shift: int) -> dict[str, dict[str,
     needed = [c for c in args.contenders if any(c in contenders_for(n, args) for n in names)]
     env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if args.gpu else {}  # as nebulae's Engine(GPU) sets it
     flags = {c: ["--contender", c, "--size", size] for c in needed}
+    envs = {c: {"NEB_CORE": ENGINE.get(c, "jax"), **peers.ENV.get(c, {}), **env} for c in needed}  # + KERAS_BACKEND
     workers = {
-        c: common.Worker(c, f"{common.PACKAGE}.train_step", flags[c], {"NEB_CORE": ENGINE.get(c, "jax"), **env})
+        c: common.Worker(c, f"{common.PACKAGE}.train_step", flags[c], envs[c])
         for c in common.rotated(needed, order_shift)
     }
     out: dict[str, dict[str, dict]] = {}
@@ -477,7 +515,7 @@ def bench_round(names: list[str], args, order_shift: int) -> dict[str, dict[str,
                     continue
                 took = f"build {results[c]['build']:.3f} s, first step {results[c]['first_step']:.3f} s"
                 print(f"  [{name}] {c}: {took}", file=sys.stderr, flush=True)
-            live = [workers[c] for c in CONTENDERS if c in order and "error" not in results[c]]
+            live = [workers[c] for c in (*CONTENDERS, *PEER_NAMES) if c in order and "error" not in results[c]]
             reps = common.interleave(live, args.reps, pause=0.0 if args.quick else 0.2, steps=steps)
             for w in live:
                 results[w.name]["rates"] = [steps / r["seconds"] for r in reps[w.name]]
@@ -493,19 +531,21 @@ def rows(all_results: dict[str, dict[str, dict]]) -> list[dict]:
     """The unified result rows (see benchmarks.common.RESULT_FIELDS) of `bench`'s results."""
     out = []
     for wl, res in all_results.items():
-        for c in (c for c in CONTENDERS if c in res):
+        for c in (c for c in (*CONTENDERS, *PEER_NAMES) if c in res):
             r = res[c]
             if "error" in r:
                 out.append(common.failed(SUITE, wl, c, "steps/s", r["error"]))
                 continue
             cpu = common.median_range(r["cpu_wall"])[0]
             note = f"CPU/wall {cpu:.2f}" + (f"; traces={r['traces']}" if "traces" in r else "")
+            note += f"; {r['params']}" if "params" in r else ""
             base = common.result(SUITE, wl, c, "steps/s", r["rates"], "steps/s", note)
             compared = False
             for a, b in RATIOS:
                 if a == c and b in res and "error" not in res[b]:
                     pairs = [x / y for x, y in zip(r["rates"], res[b]["rates"])]
-                    out.append(common.with_ratio(base, b, pairs, TARGET))
+                    target = "" if b in PEER_NAMES else TARGETS.get((a, b), TARGET)
+                    out.append(common.with_ratio(base, b, pairs, target))
                     compared = True
             if not compared:
                 out.append(base)
@@ -519,11 +559,23 @@ def rows(all_results: dict[str, dict[str, dict]]) -> list[dict]:
     return out
 
 
-def collect(quick: bool = False, gpu: bool = False, engines=("pytorch", "jax"), reps: int | None = None) -> list[dict]:
-    """Run the suite for benchmarks.run: MLP, CNN and ResNet-18 with the contenders of `engines`; result rows."""
+def collect(
+    quick: bool = False, gpu: bool = False, engines=("pytorch", "jax"), reps: int | None = None, peers=()
+) -> list[dict]:
+    """Run the suite for benchmarks.run: MLP, CNN and ResNet-18 with the contenders of `engines`; result rows.
+
+    Args:
+        quick: tiny sizes, 2 repetitions, one worker per contender for all workloads.
+        gpu: the `GPU` sizes, on the first GPU.
+        engines: the engines whose contenders run ("pytorch", "jax").
+        reps: timed repetitions per worker (default 7; quick 2).
+        peers: keys of `PEERS` whose contenders of `engines` run too (``("keras",)``; their package must be
+            installed, see `benchmarks.peers.missing`).
+    """
     args = argparse.Namespace(quick=quick, gpu=gpu, steps=None, rounds=1)
     args.reps = reps or (2 if quick else 7)
-    args.contenders = [c for c in CONTENDERS if ENGINE.get(c, "jax") in engines]
+    chosen = (*DEFAULT_CONTENDERS, *(c for peer in peers for c in PEERS[peer]))
+    args.contenders = [c for c in chosen if ENGINE.get(c, "jax") in engines]
     return rows(bench(["mlp", "cnn", "resnet"], args))
 
 
@@ -539,7 +591,7 @@ def report(all_results: dict[str, dict[str, dict]], out_dir: Path) -> str:
     """Format the table and ratios, write ``train_step.csv`` into `out_dir`; return the text."""
     rows, csv_rows = [], []
     for wl, res in all_results.items():
-        for c in (c for c in CONTENDERS if c in res):
+        for c in (c for c in (*CONTENDERS, *PEER_NAMES) if c in res):
             r = res[c]
             if "error" in r:
                 rows.append([wl, c, "FAILED", _last_line(r["error"]), "", "", ""])
@@ -554,7 +606,7 @@ def report(all_results: dict[str, dict[str, dict]], out_dir: Path) -> str:
             rows.append(
                 [wl, c, f"{r['first_step']:.3f}", common.fmt_spread(med, lo, hi), f"{cpu:.2f}", threads, f"{rss:.0f}"]
             )
-            note = f"traces={r['traces']}" if "traces" in r else ""
+            note = "; ".join(x for x in (f"traces={r['traces']}" if "traces" in r else "", r.get("params", "")) if x)
             rates = ";".join(f"{x:.3f}" for x in r["rates"])
             csv_rows.append(["steps/s", wl, c, "", r["first_step"], med, lo, hi, cpu, r["threads"], rss, rates, note])
     lines = [common.format_table(HEADERS, rows), "", "ratios (per interleaved repetition: median (min–max)):"]
@@ -589,7 +641,10 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per worker (default 7; quick 2)")
     p.add_argument("--rounds", type=int, default=1, help="fresh worker processes per contender, results pooled")
     p.add_argument("--steps", type=int, default=None, help="steps per repetition (default 30 MLP, 5 CNN, 3 ResNet)")
-    p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset of the contenders")
+    p.add_argument(
+        "--contenders", default=",".join(DEFAULT_CONTENDERS), help="comma-separated subset of the contenders"
+    )
+    p.add_argument("--peers", choices=sorted(PEERS), action="append", default=[], help="add these peers' contenders")
     p.add_argument("--out", default="bench_out", help="folder for train_step.csv")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--contender", help=argparse.SUPPRESS)
@@ -601,10 +656,14 @@ def main(argv=None) -> int:
     args.reps = args.reps or (2 if args.quick else 7)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
-    for given, valid in ((names, FULL), (args.contenders, CONTENDERS)):
+    args.contenders += [c for peer in args.peers for c in PEERS[peer] if c not in args.contenders]
+    for given, valid in ((names, FULL), (args.contenders, (*CONTENDERS, *PEER_NAMES))):
         unknown = sorted(set(given) - set(valid))
         if unknown or not given:
             p.error(f"unknown or no choice(s) {unknown}; choose from {sorted(valid)}")
+    for peer in peers.missing([peer for peer, names in PEERS.items() if set(names) & set(args.contenders)]):
+        print(peers.MISSING.format(peer=peer, package=peers.PACKAGES[peer]), file=sys.stderr)
+        args.contenders = [c for c in args.contenders if c not in PEERS[peer]]
     load_before = os.getloadavg()[0]
     results = bench(names, args)
     print(report(results, Path(args.out)))
