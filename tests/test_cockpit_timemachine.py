@@ -203,7 +203,9 @@ def test_resume_in_a_new_process_is_exact(dock, engine, tmp_path):
     _same(reference, resumed, engine)
 
 
-def test_drop_then_train_at_once_keeps_the_drop_time_values(dock, engine, tmp_path):
+@pytest.mark.parametrize("donate", ["1", "0"])
+def test_drop_then_train_at_once_keeps_the_drop_time_values(dock, engine, tmp_path, monkeypatch, donate):
+    monkeypatch.setenv("NEB_JAX_DONATE", donate)  # JAX: donated (as on a GPU) or not (CPU's default)
     init.seed(0)
     net = mlp(dock, in_chs=256, hidden=1024, p_drop=0.2)
     train, _ = train_dev(dock, net, "Adam", lr=1e-2, ema=0.9)
@@ -213,7 +215,7 @@ def test_drop_then_train_at_once_keeps_the_drop_time_values(dock, engine, tmp_pa
     at_drop = snapshot(train)
     tm = TimeMachine(tmp_path, tmp_path)
     tm.drop(train)
-    for _ in range(3):  # on JAX these steps donate the very buffers being saved
+    for _ in range(3):  # on JAX with donation these steps donate the very buffers being saved
         train(x, z)
     tm.wait()
     key = "net/fc1/weight" if engine == "jax" else "state/net.fc1.weight"
