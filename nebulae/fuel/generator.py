@@ -410,12 +410,22 @@ def _results(chunks: list, recipe: _Recipe, procs: int) -> Iterator[Iterator[lis
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+STOP_GRACE_S = 10.0  # how long a stopped pool's workers may take to finish the chunk in hand
+
+
 def _stop(pool: cf.ProcessPoolExecutor) -> None:
-    """Terminate a pool's workers without waiting for its management thread."""
+    """Stop a pool without waiting for its management thread: queued chunks are cancelled, a worker finishes
+    the chunk in hand and exits; one still busy after `STOP_GRACE_S` is terminated. (A worker killed while it
+    writes its result leaves a torn message in the result pipe, on which the executor's thread, and with it
+    the interpreter's exit, would block forever.)"""
     workers = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + STOP_GRACE_S
     for proc in workers:
-        proc.terminate()
+        proc.join(max(deadline - time.monotonic(), 0.0))
+    for proc in workers:
+        if proc.is_alive():
+            proc.terminate()
     for proc in workers:
         proc.join(5)
 
