@@ -78,6 +78,7 @@ TARGETS = {COMPILED: ">= 0.97"}  # ratios whose target is not TARGET
 # `--peers keras`: Keras 3 contenders (benchmarks.peers), run only when asked; their ratios get no target
 PEERS = {"keras": peers.NAMES}
 PEER_NAMES = tuple(c for names in PEERS.values() for c in names)
+EVERY_CONTENDER = (*CONTENDERS, *PEER_NAMES)  # the order of tables and reports
 ENGINE.update(peers.ENGINE)
 PEER_RATIOS = (
     ("nebulae-torch", "keras-torch-tob"),
@@ -515,7 +516,7 @@ def bench_round(names: list[str], args, order_shift: int) -> dict[str, dict[str,
                     continue
                 took = f"build {results[c]['build']:.3f} s, first step {results[c]['first_step']:.3f} s"
                 print(f"  [{name}] {c}: {took}", file=sys.stderr, flush=True)
-            live = [workers[c] for c in (*CONTENDERS, *PEER_NAMES) if c in order and "error" not in results[c]]
+            live = [workers[c] for c in EVERY_CONTENDER if c in order and "error" not in results[c]]
             reps = common.interleave(live, args.reps, pause=0.0 if args.quick else 0.2, steps=steps)
             for w in live:
                 results[w.name]["rates"] = [steps / r["seconds"] for r in reps[w.name]]
@@ -531,7 +532,7 @@ def rows(all_results: dict[str, dict[str, dict]]) -> list[dict]:
     """The unified result rows (see benchmarks.common.RESULT_FIELDS) of `bench`'s results."""
     out = []
     for wl, res in all_results.items():
-        for c in (c for c in (*CONTENDERS, *PEER_NAMES) if c in res):
+        for c in (c for c in EVERY_CONTENDER if c in res):
             r = res[c]
             if "error" in r:
                 out.append(common.failed(SUITE, wl, c, "steps/s", r["error"]))
@@ -591,7 +592,7 @@ def report(all_results: dict[str, dict[str, dict]], out_dir: Path) -> str:
     """Format the table and ratios, write ``train_step.csv`` into `out_dir`; return the text."""
     rows, csv_rows = [], []
     for wl, res in all_results.items():
-        for c in (c for c in (*CONTENDERS, *PEER_NAMES) if c in res):
+        for c in (c for c in EVERY_CONTENDER if c in res):
             r = res[c]
             if "error" in r:
                 rows.append([wl, c, "FAILED", _last_line(r["error"]), "", "", ""])
@@ -657,7 +658,7 @@ def main(argv=None) -> int:
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     args.contenders += [c for peer in args.peers for c in PEERS[peer] if c not in args.contenders]
-    for given, valid in ((names, FULL), (args.contenders, (*CONTENDERS, *PEER_NAMES))):
+    for given, valid in ((names, FULL), (args.contenders, EVERY_CONTENDER)):
         unknown = sorted(set(given) - set(valid))
         if unknown or not given:
             p.error(f"unknown or no choice(s) {unknown}; choose from {sorted(valid)}")
