@@ -177,18 +177,21 @@ class Updater(Craft):
             new_updates, new_state = self._tx.update(grads, state, params)
             return [p + u.astype(p.dtype) for p, u in zip(params, new_updates)], new_state
 
-        if guarded and k == 1:  # one branch runs: a skipped update costs nothing, an applied one no extra pass
-            new_params, new_state = jax.lax.cond(skip, lambda g, s, p: (p, s), step, grads, state, params)
-        else:
-            new_params, new_state = step(grads, state, params)
-        if guarded and k > 1:  # MultiSteps: the inner optimizer's state stays, the accumulator empties as usual
+        new_params, new_state = step(grads, state, params)
+        if guarded:
+            # a skipped update is selected away element-wise (as optax.apply_if_finite), not branched over with
+            # lax.cond: XLA fuses the selection into the update, where a cond's copies of the state cost ~4 % of a
+            # ResNet-18 step on CPU
             keep = lambda new, old: jnp.where(skip, old, new)  # noqa: E731
             new_params = [keep(n, o) for n, o in zip(new_params, params)]
-            new_state = new_state._replace(
-                inner_opt_state=jax.tree.map(keep, new_state.inner_opt_state, state.inner_opt_state),
-                gradient_step=keep(new_state.gradient_step, state.gradient_step),
-            )
-            values[info.bad_idx] = jnp.where(emit, 0, bad.astype(jnp.int32))
+            if k == 1:
+                new_state = jax.tree.map(keep, new_state, state)
+            else:  # MultiSteps: the inner optimizer's state stays, the accumulator empties as usual
+                new_state = new_state._replace(
+                    inner_opt_state=jax.tree.map(keep, new_state.inner_opt_state, state.inner_opt_state),
+                    gradient_step=keep(new_state.gradient_step, state.gradient_step),
+                )
+                values[info.bad_idx] = jnp.where(emit, 0, bad.astype(jnp.int32))
         if guarded:
             values[info.skips_idx] = values[info.skips_idx] + skip.astype(jnp.int32)
         if conf.mixp:  # the scale changes once per update, as torch's GradScaler.update
