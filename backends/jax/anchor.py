@@ -35,6 +35,7 @@ from nebulae.cockpit import anchors
 from nebulae.cockpit.engine import check_gpu_count, no_gpu, restrict_gpus
 
 from . import ema as _ema
+from . import layout as _layout
 from . import optim as _optim
 from . import tensor as _tensor
 
@@ -186,6 +187,8 @@ def read(path: str, craft) -> tuple[dict, dict[str, Any]]:  # the values as NumP
         raise anchors.unreadable(path, err) from None
     flat = _flatten(state)
     anchors.verify(path, {k: e["crc32"] for k, e in keys.items() if "crc32" in e}, flat.items())
+    if int(meta.get("format", 0)) < 2:
+        flat = _layout.from_format_1(flat, shapes(craft))
     meta["key_impls"] = {k: e["key_impl"] for k, e in keys.items() if "key_impl" in e}
     return meta, flat
 

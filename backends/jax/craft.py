@@ -12,6 +12,7 @@ from flax import nnx
 from nebulae.astro.crafts.craft import CraftBase
 
 from . import kernels
+from . import layout as _layout
 from . import step as _step
 
 __all__ = ["Craft"]
@@ -36,14 +37,18 @@ class Craft(CraftBase, nnx.Module):
         self._training = True
         self._uid = _step.new_uid()
 
-    def declare(self, kind: str, name: str, array: np.ndarray | None) -> None:
+    def declare(self, kind: str, name: str, array: np.ndarray | None, layout: str | None = None) -> None:
         if array is None:
             setattr(self, name, None)
             return
         array = np.asarray(array)
         if kind == "buffer" and array.dtype == np.int64:  # JAX runs without 64-bit integers
             array = array.astype(np.int32)
-        setattr(self, name, _VARIABLES[kind](jnp.asarray(array)))
+        axes = _layout.stored_axes_for(layout, array.ndim)
+        if axes is None:
+            setattr(self, name, _VARIABLES[kind](jnp.asarray(array)))
+        else:
+            setattr(self, name, _VARIABLES[kind](jnp.asarray(_layout.to_stored(array, axes)), **{_layout.AXES: axes}))
 
     def sub_crafts(self) -> list[tuple[str, Any]]:
         """(name, sub-craft) pairs in assignment order; lists and dicts of crafts as Python lists and dicts."""
@@ -117,15 +122,19 @@ class Craft(CraftBase, nnx.Module):
         return out
 
     def export_weights(self) -> dict[str, np.ndarray]:
-        """Parameters and buffers (BN statistics) as {path: NumPy array}, paths joined with '/'."""
-        return {k: np.array(jax.device_get(v.get_value())) for k, v in sorted(self.named_weights().items())}
+        """Parameters and buffers (BN statistics) as {path: NumPy array}, paths joined with '/', in the neutral
+        (torch) layout whatever the stored one (backends/jax/layout.py)."""
+        named = sorted(self.named_weights().items())
+        host = jax.device_get([v.get_value() for _, v in named])
+        return {k: np.array(_layout.to_neutral(a, _layout.axes_of(v))) for (k, v), a in zip(named, host)}
 
     def weight_shape(self, weight: nnx.Variable) -> tuple[int, ...]:
-        return tuple(weight.get_value().shape)
+        return _layout.neutral_shape(weight.get_value().shape, _layout.axes_of(weight))
 
     def load_weights(self, chosen: dict[str, np.ndarray], own: dict[str, nnx.Variable]) -> None:
         for key, array in chosen.items():
-            own[key].set_value(jnp.asarray(array, dtype=own[key].get_value().dtype))
+            stored = _layout.to_stored(np.asarray(array), _layout.axes_of(own[key]))
+            own[key].set_value(jnp.asarray(stored, dtype=own[key].get_value().dtype))
 
 
 _VARIABLES = {"param": nnx.Param, "buffer": nnx.BatchStat, "fixed": FixedWeight}

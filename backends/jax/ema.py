@@ -12,6 +12,7 @@ from flax import nnx
 
 from . import step as _step
 from .craft import Craft
+from .layout import axes_of, to_neutral
 
 __all__: list[str] = []  # the dock binds the front EMA to `Updater`
 
@@ -90,7 +91,8 @@ class Updater(Craft):
         _swapped.symmetric_difference_update({self._uid})
 
     def shadow(self) -> dict:
-        return {k: s.get_value() for k, s in zip(self._keys, self._shadows)}
+        targets = self._targets()
+        return {k: to_neutral(s.get_value(), axes_of(t)) for k, s, t in zip(self._keys, self._shadows, targets)}
 
 
 @jax.jit

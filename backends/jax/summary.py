@@ -14,6 +14,7 @@ from . import mode as _mode
 from . import step as _step
 from . import tensor as _tensor
 from .craft import Craft
+from .layout import axes_of, neutral_shape
 
 _lock = threading.Lock()
 
@@ -27,7 +28,8 @@ def parameters(craft) -> list[tuple[str, tuple[int, ...], str, int, bool]]:
     for path, v in nnx.iter_graph(craft):
         if isinstance(v, (nnx.Param, nnx.BatchStat)):
             value = v.get_value()
-            row = ("/".join(str(p) for p in path), tuple(value.shape), str(value.dtype), value.dtype.itemsize)
+            shape = neutral_shape(value.shape, axes_of(v))
+            row = ("/".join(str(p) for p in path), shape, str(value.dtype), value.dtype.itemsize)
             (out if isinstance(v, nnx.Param) else buffers).append((*row, isinstance(v, nnx.Param)))
     return out + buffers
 
@@ -67,7 +69,9 @@ class _Recording:
         def call(module, *a, **k):
             slot = len(rec.records)
             weight = getattr(module, "weight", None)
-            weight = tuple(weight.get_value().shape) if isinstance(weight, nnx.Variable) else None
+            weight = (
+                neutral_shape(weight.get_value().shape, axes_of(weight)) if isinstance(weight, nnx.Variable) else None
+            )
             rec.records.append(layer_record(rec.paths.get(id(module), ""), module, rec.depth, _shapes((a, k)), weight))
             rec.depth += 1
             try:

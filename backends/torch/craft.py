@@ -35,7 +35,7 @@ class Craft(CraftBase, nn.Module):
         super().__init__()
         self.scope = scope
 
-    def declare(self, kind: str, name: str, array: np.ndarray | None) -> None:
+    def declare(self, kind: str, name: str, array: np.ndarray | None, layout: str | None = None) -> None:
         tensor = None if array is None else torch.tensor(np.asarray(array))  # a copy; 0-d stays 0-d
         if kind == "param":
             setattr(self, name, None if tensor is None else nn.Parameter(tensor))

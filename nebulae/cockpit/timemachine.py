@@ -55,7 +55,7 @@ from nebulae.kit.rank import is_chief
 
 __all__ = ["TimeMachine", "Landing", "AnchorMismatchError"]
 
-FORMAT = 1
+FORMAT = 2  # 2: JAX anchors hold conv kernels (and their optimizer slots) spatial-first; 1 is read too
 _log = logging.getLogger(__name__)
 _busy: set = set()  # machines with a save in flight (held strongly: the exit hook must finish them)
 _exit_hook = threading.Lock()

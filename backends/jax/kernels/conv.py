@@ -3,19 +3,22 @@
 import jax.numpy as jnp
 from jax import lax
 
+from ..layout import axes_of
 from .base import channel_bias, value
 
 _DIMS = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW"), 3: ("NCDHW", "OIDHW", "NCDHW")}
+_STORED_DIMS = {1: ("NCH", "HIO", "NCH"), 2: ("NCHW", "HWIO", "NCHW"), 3: ("NCDHW", "DHWIO", "NCDHW")}
 
 
 def conv(x, weight, bias, stride, pairs, dilation, groups):
+    dims = _STORED_DIMS if axes_of(weight) else _DIMS  # a kernel declared as a conv kernel is held spatial-first
     y = lax.conv_general_dilated(
         x,
         value(weight, x),
         stride,
         pairs,
         rhs_dilation=dilation,
-        dimension_numbers=_DIMS[len(stride)],
+        dimension_numbers=dims[len(stride)],
         feature_group_count=groups,
     )
     return channel_bias(y, bias)

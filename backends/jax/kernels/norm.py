@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 
+from ..layout import axes_of, to_neutral
 from .base import value
 
 
@@ -69,7 +70,8 @@ def spectral_weight(weight, u, v, mat_dim, niters, eps, training):
     w = value(weight)
     if w.ndim == 1:
         return _unit(w, eps)
-    mat = jnp.moveaxis(w, mat_dim, 0).reshape(w.shape[mat_dim], -1)
+    neutral = to_neutral(w, axes_of(weight))  # u and v are of the neutral (torch) matrix
+    mat = jnp.moveaxis(neutral, mat_dim, 0).reshape(neutral.shape[mat_dim], -1)
     uu, vv = u.get_value(), v.get_value()
     if training:
         fixed = jax.lax.stop_gradient(mat)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from nebulae.astro import gearbox
 
+from ..layout import axes_of, to_neutral
 from .trace import Recorder
 
 
@@ -109,6 +110,9 @@ def probe_step(plan, forward, values, arrays, wrt):
     )
     grads = {
         "inputs": dict(zip(wrt, gi)),
-        "params": {"/".join(str(p) for p in plan.paths[i]): g for i, g in zip(param_idx, gp)},
+        "params": {
+            "/".join(str(p) for p in plan.paths[i]): to_neutral(g, axes_of(plan.variables[i]))
+            for i, g in zip(param_idx, gp)
+        },
     }
     return out, new_values, grads

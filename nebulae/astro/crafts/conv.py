@@ -8,6 +8,7 @@ from nebulae.astro import init as _init
 from nebulae.astro import padding as _pad
 
 from .base import check_float_input
+from .craft import CONV_KERNEL
 
 __all__ = ["Conv", "TransConv"]
 
@@ -89,7 +90,9 @@ def transposed_sizes(size, kernel, stride, pairs, dilation, out_size) -> tuple:
 class _Convolution:
     """What Conv and TransConv share: the window arguments, the weight and the bias."""
 
-    def _setup(self, what, in_chs, out_chs, kernel, stride, padding, dilation, group, w_init, b_init, shape_of):
+    def _setup(
+        self, what, in_chs, out_chs, kernel, stride, padding, dilation, group, w_init, b_init, shape_of, layout=None
+    ):
         self.kernel = window(kernel, what)
         ndim = len(self.kernel)
         if in_chs % group or out_chs % group:
@@ -102,7 +105,7 @@ class _Convolution:
         shape = shape_of(in_chs, out_chs, group, self.kernel)
         w_init = _init.chosen(w_init, "w_init")
         declare = self.param if isinstance(w_init, _init.Initializer) else self.fixed
-        declare("weight", _init.make(w_init, shape))
+        declare("weight", _init.make(w_init, shape), layout)
         fan_in = _init.fans(shape)[0]  # torch's: in/group x kernel for Conv, out/group x kernel for TransConv
         self.param("bias", _init.make(_init.chosen(b_init, "b_init"), (out_chs,), fan_in=fan_in))
 
@@ -148,7 +151,7 @@ class Conv(_Convolution):
         super().__init__(scope)
         self._setup(
             "Conv", in_chs, out_chs, kernel, stride, padding, dilation, group, w_init, b_init,
-            lambda i, o, g, k: (o, i // g, *k),
+            lambda i, o, g, k: (o, i // g, *k), CONV_KERNEL,
         )  # fmt: skip
 
     def run(self, x):

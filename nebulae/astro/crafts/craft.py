@@ -14,6 +14,7 @@ from nebulae.astro import gearbox, statedict
 
 from . import tree
 
+CONV_KERNEL = "conv_kernel"  # a `layout`: a convolution kernel (out, in / groups, *spatial), as torch stores it
 COMPILE_OPTIONS = ("mode", "fullgraph", "dynamic", "backend", "options", "disable")  # torch.compile's keywords
 _PRECISIONS = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16", "half": "float16"}
 
@@ -29,8 +30,12 @@ def compute_dtype(name: str) -> str:
 class CraftEngine(Protocol):
     """The hooks an engine's Craft supplies to `CraftBase`."""
 
-    def declare(self, kind: str, name: str, array: np.ndarray | None) -> None:
-        """Store `array` under `name` as a 'param' (trainable), 'buffer' (exported state) or 'fixed' (constant)."""
+    def declare(self, kind: str, name: str, array: np.ndarray | None, layout: str | None = None) -> None:
+        """Store `array` under `name` as a 'param' (trainable), 'buffer' (exported state) or 'fixed' (constant).
+
+        `layout` names what the neutral array's axes mean (`CONV_KERNEL`: (out, in / groups, *spatial)); an
+        engine may hold such an array in another axis order as long as every boundary shows the neutral one.
+        """
 
     def all_crafts(self) -> list:
         """This craft and every craft inside it."""
@@ -63,17 +68,17 @@ class CraftBase:
     automatically (no ModuleList needed).
     """
 
-    def param(self, name: str, array: np.ndarray | None) -> None:
+    def param(self, name: str, array: np.ndarray | None, layout: str | None = None) -> None:
         """Declare a trainable parameter from an initialised NumPy array (None: no parameter)."""
-        self.declare("param", name, array)
+        self.declare("param", name, array, layout)
 
     def buffer(self, name: str, array: np.ndarray) -> None:
         """Declare a non-trainable state array that is exported and checkpointed (BN statistics)."""
         self.declare("buffer", name, array)
 
-    def fixed(self, name: str, array: np.ndarray) -> None:
+    def fixed(self, name: str, array: np.ndarray, layout: str | None = None) -> None:
         """Declare a constant array that moves with the craft but is neither trained nor exported."""
-        self.declare("fixed", name, array)
+        self.declare("fixed", name, array, layout)
 
     def __repr__(self) -> str:
         return tree.render(self)
