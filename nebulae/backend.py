@@ -164,3 +164,7 @@ class Backend(Protocol):
 
     def devices(self) -> list[str]:
         """The devices the engine can use here (`tensor.devices`)."""
+
+    def set_float32(self, mode: str) -> None:
+        """Make float32 matrix products and convolutions 'full' float32 or 'tf32' (TensorFloat-32 on GPUs that
+        have it); `Law.FLOAT32` calls it when the engine binds and on every later change."""

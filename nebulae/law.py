@@ -37,6 +37,8 @@ _bound: str | None = None  # canonical name once a backend was imported
 _bound_where: str = ""
 _backend: Backend | None = None
 _seed: int | None = None  # an engine seed given before the binding, applied when the engine binds
+_float32: str | None = None  # set through Law.FLOAT32
+FLOAT32_MODES = ("full", "tf32")
 
 
 def canonical(name: object) -> str:
@@ -55,6 +57,18 @@ def _default() -> str:
         except ValueError as e:
             raise ValueError(f"{e} (from the environment variable NEB_CORE)") from None
     return "pytorch"
+
+
+def _float32_mode(mode: object, where: str) -> str:
+    name = str(mode).strip().lower()
+    if name not in FLOAT32_MODES:
+        raise ValueError(f"nebulae: {where} must be 'full' or 'tf32', got {mode!r}")
+    return name
+
+
+def _float32_default() -> str:
+    env = os.environ.get("NEB_FLOAT32")
+    return _float32_mode(env, "NEB_FLOAT32 (environment variable)") if env else "full"
 
 
 class _LawMeta(type):
@@ -93,13 +107,32 @@ class _LawMeta(type):
         checks.enable(flag)
 
     @property
+    def FLOAT32(cls) -> str:
+        """How float32 matrix products and convolutions run: 'full' (default; float32 throughout, so both engines
+        and CPU and GPU agree) or 'tf32' (TensorFloat-32 on GPUs that have it: ~10 bits of mantissa in the
+        products, several times faster). The default comes from NEB_FLOAT32. XLA on a GPU would otherwise use
+        TF32-class products and torch TF32 convolutions but float32 matmuls."""
+        return _float32 or _float32_default()
+
+    @FLOAT32.setter
+    def FLOAT32(cls, mode: str) -> None:
+        global _float32
+        mode = _float32_mode(mode, "Law.FLOAT32")
+        with _lock:
+            _float32 = mode
+            module = _backend
+        if module is not None:
+            module.set_float32(mode)
+
+    @property
     def BOUND(cls) -> str | None:
         """The bound engine's canonical name, or None before the first engine-specific use."""
         return _bound
 
 
 class Law(metaclass=_LawMeta):
-    """Process-wide settings: `Law.CORE` selects the engine before anything engine-specific is built."""
+    """Process-wide settings: `Law.CORE` selects the engine before anything engine-specific is built;
+    `Law.CHECKS` turns value checks on; `Law.FLOAT32` chooses full float32 or TF32 products."""
 
 
 def _where() -> str:
@@ -127,6 +160,7 @@ def backend() -> Backend:
                     f"Install it: {INSTALL[short]}"
                 )
         module = _load(short)
+        module.set_float32(Law.FLOAT32)
         if _seed is not None:  # before publishing: no thread sees the engine unseeded
             _seed_with(module, _seed)
         _bound, _bound_where, _backend = engine, _where(), module

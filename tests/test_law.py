@@ -98,3 +98,42 @@ def test_unknown_dock_name_is_an_attribute_error_naming_it():
     )
     assert r.returncode == 0, r.stderr
     assert "'Warpdrive'" in r.stdout
+
+
+_PRECISION = {
+    "pytorch": "import torch\n"
+    "print(torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision,"
+    " torch.backends.mkldnn.matmul.fp32_precision)\n",
+    "jax": "import jax\nprint(jax.config.jax_default_matmul_precision)\n",
+}
+_QUERY = {  # torch's legacy query raises when its backends disagree; inductor and user code call it
+    "pytorch": "import torch\nprint(torch.get_float32_matmul_precision())\n",
+    "jax": "print('-')\n",
+}
+_FULL = {"pytorch": "ieee none ieee", "jax": "highest"}  # cuDNN conv 'none': not TF32 (allow_tf32 False)
+_TF32 = {"pytorch": "tf32 tf32 tf32", "jax": "high"}
+
+
+@pytest.mark.parametrize("engine", ["pytorch", "jax"])
+def test_float32_is_full_by_default_and_tf32_on_request_on_both_engines(engine):
+    bind = "import nebulae\nfrom nebulae.astro import dock\ndock.Craft\n"
+    r = run_python(bind + _PRECISION[engine], {"NEB_CORE": engine})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[-2] == _FULL[engine]  # XLA's GPU default would be TF32-class; torch's cuDNN TF32
+    r = run_python(bind + _PRECISION[engine], {"NEB_CORE": engine, "NEB_FLOAT32": "TF32"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[-2] == _TF32[engine]
+    late = (
+        bind + "nebulae.Law.FLOAT32 = 'tf32'\n" + _PRECISION[engine] + _QUERY[engine] + "nebulae.Law.FLOAT32 = 'full'\n"
+    )
+    r = run_python(late + _PRECISION[engine] + _QUERY[engine] + "print(nebulae.Law.FLOAT32)", {"NEB_CORE": engine})
+    assert r.returncode == 0, r.stderr
+    query = {"pytorch": ["high", "highest"], "jax": ["-", "-"]}[engine]
+    assert r.stdout.split("\n")[-6:-1] == [_TF32[engine], query[0], _FULL[engine], query[1], "full"]
+
+
+def test_a_bad_float32_mode_is_named_with_the_choices():
+    r = run_python("import nebulae\nnebulae.Law.FLOAT32 = 'tf16'")
+    assert r.returncode != 0 and "Law.FLOAT32 must be 'full' or 'tf32', got 'tf16'" in r.stderr
+    r = run_python("from nebulae.astro import dock\ndock.Craft", {"NEB_FLOAT32": "fast"})
+    assert r.returncode != 0 and "NEB_FLOAT32 (environment variable) must be 'full' or 'tf32', got 'fast'" in r.stderr

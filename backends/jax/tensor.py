@@ -80,3 +80,8 @@ def devices() -> list[str]:
 
 def synchronize() -> None:
     jax.block_until_ready(jax.live_arrays())
+
+
+def set_float32(mode: str) -> None:
+    # XLA's default on GPUs is TF32-class for float32 dots and convolutions; 'highest' is float32 throughout
+    jax.config.update("jax_default_matmul_precision", "high" if mode == "tf32" else "highest")

@@ -77,3 +77,11 @@ def devices() -> list[str]:
 def synchronize() -> None:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
+
+
+def set_float32(mode: str) -> None:
+    # through torch's legacy switches: its precision query (called by inductor and users) refuses a state set
+    # through a mix of them and the per-backend fp32_precision ones. 'full' differs from torch's own default,
+    # whose cuDNN convolutions run TF32; TF32 applies where the hardware has it (NVIDIA Ampere and later)
+    torch.set_float32_matmul_precision("high" if mode == "tf32" else "highest")
+    torch.backends.cudnn.allow_tf32 = mode == "tf32"
