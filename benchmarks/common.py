@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import queue
 import resource
@@ -239,8 +240,10 @@ def write_csv(path: Path, headers: Sequence[str], rows: Sequence[Sequence[object
 
 RESULT_FIELDS = (
     "suite", "workload", "contender", "metric", "median", "min", "max", "unit",
-    "ratio_to", "ratio_median", "ratio_min", "ratio_max", "target", "met", "note",
+    "ratio_to", "ratio_median", "ratio_min", "ratio_max", "ratio_ci_low", "ratio_ci_high", "ratio_n",
+    "target", "met", "precision", "note",
 )  # fmt: skip
+CI_LEVEL = 0.95  # the nominal confidence of `median_ci`, on which the ratio verdicts rest
 
 
 def result(
@@ -261,17 +264,60 @@ def result(
 
 
 def with_ratio(row: dict, baseline: str, ratios: Sequence[float], target: str = "") -> dict:
-    """A copy of `row` compared with `baseline`: median/min/max of the paired `ratios`, and `target` checked.
+    """A copy of `row` compared with `baseline`: median, min–max and `median_ci` of the paired `ratios`.
 
-    `target` is '>= x' or '<= x' or empty; `met` is its `verdict` on the ratios' median and min–max.
+    `target` is '>= x' or '<= x' or empty; `met` is its `verdict` on the median's confidence interval
+    (``ratio_ci_low``–``ratio_ci_high``, at `CI_LEVEL`; with 5 or fewer ratios that is their min–max).
     """
-    med, lo, hi = median_range([float(r) for r in ratios])
+    values = [float(r) for r in ratios]
+    med, lo, hi = median_range(values)
+    ci_low, ci_high = median_ci(values)[:2]
     out = dict(row, ratio_to=baseline, ratio_median=med, ratio_min=lo, ratio_max=hi, target=target)
-    out["met"] = verdict(med, lo, hi, target)
+    out.update(ratio_ci_low=ci_low, ratio_ci_high=ci_high, ratio_n=len(values))
+    out["met"] = verdict(med, ci_low, ci_high, target)
     return out
 
 
-NOISE = "within noise"  # the verdict when the repetitions fall on both sides of the target
+def median_ci_rank(n: int, level: float = CI_LEVEL) -> tuple[int, float]:
+    """(k, coverage): the distribution-free interval [x_(k), x_(n+1-k)] of the median of `n` values.
+
+    The sign-test interval: the k-th smallest and k-th largest of `n` independent values cover their
+    population median with probability ``1 - 2 P(B <= k-1)``, B ~ binomial(n, 1/2), whatever their
+    distribution. k is the largest with that coverage >= `level`; at least 1 (min–max, which covers
+    only ``1 - 2^(1-n)``: 93.75 % for n = 5, less for fewer values).
+
+    Args:
+        n: the number of values (>= 1).
+        level: the wanted coverage, e.g. 0.95.
+    """
+    if n < 1:
+        raise ValueError(f"median_ci_rank needs at least one value, got n={n}")
+    k, below = 1, 0.5**n  # below: P(B <= k-1)
+    while True:
+        nxt = below + math.comb(n, k) / 2**n  # P(B <= k)
+        if k + 1 > (n + 1) // 2 or 1 - 2 * nxt < level:
+            return k, 1 - 2 * below
+        k, below = k + 1, nxt
+
+
+def median_ci(values: Sequence[float], level: float = CI_LEVEL) -> tuple[float, float, float]:
+    """(low, high, coverage): the order-statistic confidence interval of the median of `values`.
+
+    See `median_ci_rank`; NaNs when there are no values.
+
+    Args:
+        values: independent measurements (e.g. paired ratios, one per interleaved repetition).
+        level: the wanted coverage (default `CI_LEVEL`).
+    """
+    if not values:
+        nan = float("nan")
+        return nan, nan, nan
+    xs = sorted(float(v) for v in values)
+    k, coverage = median_ci_rank(len(xs), level)
+    return xs[k - 1], xs[len(xs) - k], coverage
+
+
+NOISE = "within noise"  # the verdict when the median's confidence interval (or min–max) straddles the target
 NO_VERDICT = "no verdict (quick)"  # every target's verdict in a --quick (smoke) run
 
 
@@ -285,7 +331,10 @@ def meets(value: float, target: str) -> str:
 
 
 def verdict(med: float, lo: float, hi: float, target: str) -> str:
-    """'yes'/'no' when the whole min–max range meets/misses `target`, `NOISE` when it straddles it; '' without."""
+    """'yes'/'no' when the whole interval `lo`–`hi` meets/misses `target`, `NOISE` when it straddles it; '' without.
+
+    `with_ratio` passes the median's confidence interval (`median_ci`), an absolute row its min–max.
+    """
     if not target:
         return ""
     ends = {meets(float(lo), target), meets(float(hi), target)}

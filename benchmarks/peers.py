@@ -16,9 +16,11 @@ measures data pipelines, this one training steps.
 
 Models (``data_format="channels_first"`` everywhere, so the NCHW batch is used as is, the layout of
 every other contender): the MLP 784-512-512-10; the CNN of `train_step` (conv3x3 pad 1 + ReLU + 2x2
-max-pool twice, flatten, dense + ReLU, dense); ResNet-18 v1.5 in the layout of `benchmarks.resnet`
-(conv7x7/2 no bias + BN + ReLU + max-pool 3x3/2 pad 1; basic blocks of 64/128/256/512 channels with a
-1x1/2 conv + BN shortcut; global average pooling; dense). Keras' ``padding="same"`` pads a stride-2
+max-pool twice, flatten, dense + ReLU, dense); ResNet-18 and ResNet-50 v1.5 in the layout of
+`benchmarks.resnet` (conv7x7/2 no bias + BN + ReLU + max-pool 3x3/2 pad 1; basic blocks or bottlenecks
+of 64/128/256/512 channels with a 1x1 conv + BN shortcut where the shape changes; global average
+pooling; dense). Under ``precision`` bf16 the global policy is ``mixed_bfloat16`` (float32 variables).
+Keras' ``padding="same"`` pads a stride-2
 layer asymmetrically (0 before, 1 after), so the stride-2 convolutions and the stem's max-pool get an
 explicit ``ZeroPadding2D`` and ``padding="valid"`` instead (as ``keras.applications`` does): the
 torchvision padding exactly (zero padding before the max-pool equals -inf padding: its input is a ReLU
@@ -95,20 +97,22 @@ def keras_model(cfg: dict):
         x = layers.Dense(cfg["hidden"], activation="relu")(x)
         return keras.Model(inputs, layers.Dense(cfg["classes"])(x))
 
-    from .resnet import BLOCKS, STAGES
+    from .resnet import EXPANSION, blocks_of
 
     x = layers.ReLU()(bn()(seq(inputs, conv(64, 7, 2, bias=False))))
     x = layers.MaxPooling2D(3, 2, data_format=fmt)(layers.ZeroPadding2D(1, data_format=fmt)(x))
-    cin = 64
-    for cout, stride in STAGES:
-        for b in range(BLOCKS):
-            s = stride if b == 0 else 1
-            y = layers.ReLU()(bn()(seq(x, conv(cout, 3, s, bias=False))))
-            y = bn()(seq(y, conv(cout, 3, bias=False)))
-            if s != 1 or cin != cout:
-                x = bn()(layers.Conv2D(cout, 1, s, use_bias=False, data_format=fmt)(x))
-            x = layers.ReLU()(layers.Add()([y, x]))
-            cin = cout
+    for kind, cin, width, s in blocks_of(cfg["depth"]):
+        cout = width * EXPANSION[kind]
+        if kind == "basic":
+            y = layers.ReLU()(bn()(seq(x, conv(width, 3, s, bias=False))))
+            y = bn()(seq(y, conv(width, 3, bias=False)))
+        else:  # bottleneck: 1x1 reduce, 3x3 with the stride (v1.5), 1x1 expand
+            y = layers.ReLU()(bn()(seq(x, conv(width, 1, bias=False))))
+            y = layers.ReLU()(bn()(seq(y, conv(width, 3, s, bias=False))))
+            y = bn()(seq(y, conv(cout, 1, bias=False)))
+        if s != 1 or cin != cout:
+            x = bn()(layers.Conv2D(cout, 1, s, use_bias=False, data_format=fmt)(x))
+        x = layers.ReLU()(layers.Add()([y, x]))
     x = layers.GlobalAveragePooling2D(data_format=fmt)(x)
     return keras.Model(inputs, layers.Dense(cfg["classes"])(x))
 
@@ -138,6 +142,8 @@ def build_keras(contender: str, cfg: dict):
             f"{contender} needs KERAS_BACKEND={wanted} set before keras is imported; "
             f"this process has {keras.backend.backend()!r} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r})"
         )
+    # mixed bf16: float32 variables, bf16 compute (the policy applies to the layers built after it is set)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if cfg.get("precision") == "bf16" else "float32")
     model = keras_model(cfg)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=1e-3),

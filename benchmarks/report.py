@@ -175,20 +175,21 @@ def markdown(rows: Sequence[dict], machine_line: str, command: str) -> str:
         f"Measured on {machine_line}.",
         f"Command (repository root): `{command}`.",
         "",
-        "| suite | workload | nebulae | vs | ratio median (min–max) | target | met |",
-        "|---|---|---|---|---|---|---|",
+        "| suite | workload | nebulae | vs | ratio median (min–max) | 95 % CI of the median (n) | target | met |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in ratio_rows(rows):
         ratio = _spread(r["ratio_median"], r["ratio_min"], r["ratio_max"], 2)
+        ci = f"{_num(r['ratio_ci_low'], 2)}–{_num(r['ratio_ci_high'], 2)} ({r['ratio_n']})" if r.get("ratio_n") else "–"
         lines.append(
             f"| {r['suite']} | {r['workload']} | {r['contender']} ({r['metric']}) | {r['ratio_to']} | {ratio} "
-            f"| {r['target'] or '–'} | {r['met'] or '–'} |"
+            f"| {ci} | {r['target'] or '–'} | {r['met'] or '–'} |"
         )
     absolute = [r for r in rows if r["target"] and r["ratio_to"] == ""]
     for r in absolute:
         value = _spread(r["median"], r["min"], r["max"], 0)
         lines.append(
             f"| {r['suite']} | {r['workload']} | {r['contender']} ({r['metric']}) | – | {value} {r['unit']} "
-            f"| {r['target']} | {r['met']} |"
+            f"| – | {r['target']} | {r['met']} |"
         )
     return "\n".join(lines) + "\n"

@@ -2,23 +2,28 @@
 
 Suites (each a module of this package with ``collect(quick, gpu, engines) -> rows``; every contender
 runs in its own worker process, repetitions interleaved, medians with min–max and paired ratios):
-- ``train_step``: steps/s of an MLP, the CNN of env.md §3 and a hangar ResNet-18, nebulae-torch vs
-  eager torch, nebulae-JAX vs a functional ``jax.jit`` Flax NNX loop and ``@nnx.jit``;
+- ``train_step``: steps/s of an MLP, the CNN of env.md §3 and a hangar ResNet-18 (and ResNet-50 with
+  ``--gpu``), nebulae-torch vs eager torch, nebulae-JAX vs a functional ``jax.jit`` Flax NNX loop and
+  ``@nnx.jit``; ``--precision bf16|both`` adds mixed-bf16 rows (workload ``<name> bf16``);
 - ``dock_overhead``: the dock wrapper's cost on a CNN forward;
 - ``checkpoint``: how long ``TimeMachine.drop`` blocks the loop vs a synchronous save;
 - ``loader``: Tank images/s vs a torch DataLoader with PIL over the same JPEG files;
 - ``generator``: Generator packing images/s.
 Sizes: ``--quick`` (a smoke run: tiny sizes, 1-2 repetitions, about 2.5 minutes for both engines on 2
 cores; it checks that every suite runs, its ratios are noise, so it gives no verdicts on the targets),
-the default CPU set (a few minutes on 2 cores), ``--gpu`` (bigger train-step sizes on the first GPU).
+the default CPU set (a few minutes on 2 cores; train_step adds rounds of fresh processes, up to
+``--until-separated`` rounds per workload, while a targeted ratio's confidence interval straddles its
+target), ``--gpu`` (bigger train-step sizes on the first GPU).
 ``--engines`` restricts the engine-specific suites to nebulae-torch + torch baselines (``pytorch``) or
 nebulae-JAX + JAX baselines (``jax``); the data suites are engine-neutral and always run.
 
 Writes into ``--out`` (default bench_out/): ``bench.csv`` (one row per measurement, columns
 `benchmarks.common.RESULT_FIELDS`), ``bench.json`` (machine, versions, thread counts, command,
-per-suite wall time), ``bench.png`` (the ratios and their targets) and ``bench.md`` (a Markdown
-table of the ratios for the README). Verdicts: ``yes``/``no`` when every repetition's ratio meets/misses
-its target, ``within noise`` when they fall on both sides. Exit status 1 if a suite or contender failed,
+per-suite wall time, and every ratio row under ``ratios``), ``bench.png`` (the ratios and their targets)
+and ``bench.md`` (a Markdown table of the ratios for the README). Verdicts rest on the distribution-free
+95 % confidence interval of the median paired ratio (`benchmarks.common.median_ci`; with 8 or fewer
+repetitions it is their min–max): ``yes``/``no`` when the interval lies wholly on the target's side /
+wholly off it, ``within noise`` when it straddles the target. Exit status 1 if a suite or contender failed,
 2 if a package the selected suites need is missing, 0 otherwise (missed targets are reported, not failures).
 """
 
@@ -56,12 +61,33 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1-2 reps, no verdicts (minutes)")
-    size.add_argument("--gpu", action="store_true", help="bigger train-step sizes (ResNet-18 at 224x224) on a GPU")
+    size.add_argument("--gpu", action="store_true", help="GPU train-step sizes (ResNet-18/50 224x224 b64) on a GPU")
     p.add_argument("--only", default="", help=f"comma-separated suites to run (default all: {','.join(SUITES)})")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines: pytorch,jax (default both)")
     p.add_argument(
         "--peers", choices=("keras",), action="append", default=[], help="train_step: add Keras 3 contenders"
     )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "both"),
+        default="fp32",
+        help="train_step: float32, mixed bf16 (float32 weights) or both (default fp32)",
+    )
+    p.add_argument(
+        "--workloads",
+        default="",
+        help="train_step: comma-separated workloads (default mlp,cnn,resnet; --gpu adds resnet50)",
+    )
+    p.add_argument(
+        "--until-separated",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train_step: up to N rounds per workload while a targeted ratio's 95%% CI straddles its target "
+        "(default 4 on a CPU; --quick and --gpu: 0, one round)",
+    )
+    p.add_argument("--reps", type=int, default=None, help="train_step: repetitions per round (default 7; quick 2)")
+    p.add_argument("--steps", type=int, default=None, help="train_step: steps per repetition (default per workload)")
     p.add_argument("--out", default="bench_out", help="output folder (default bench_out/)")
     args = p.parse_args(argv)
     args.suites = [s.strip() for s in args.only.split(",") if s.strip()] or list(SUITES)
@@ -92,7 +118,11 @@ def run_suite(name: str, args: argparse.Namespace) -> list[dict]:
     """One suite's rows; a suite that raises gives one FAILED row (the others still run)."""
     module = importlib.import_module(f".{name}", __package__)
     try:
-        extra = {"peers": args.peers} if name == "train_step" and args.peers else {}
+        extra = {}
+        if name == "train_step":
+            workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip()) or None
+            extra = {"peers": args.peers, "precision": args.precision, "workloads": workloads}
+            extra.update(until_separated=args.until_separated, reps=args.reps, steps=args.steps)
         return module.collect(quick=args.quick, gpu=args.gpu, engines=args.engines, **extra)
     except Exception:
         error = traceback.format_exc()
@@ -103,6 +133,15 @@ def run_suite(name: str, args: argparse.Namespace) -> list[dict]:
 def thread_counts(rows: list[dict]) -> dict[str, float]:
     """The CPU thread counts the train-step workers reported, per contender."""
     return {r["contender"]: r["median"] for r in rows if r["metric"] == "CPU threads"}
+
+
+RATIO_KEYS = ("suite", "workload", "precision", "contender", "metric", "ratio_to", "ratio_median", "ratio_min")
+RATIO_KEYS += ("ratio_max", "ratio_ci_low", "ratio_ci_high", "ratio_n", "target", "met")
+
+
+def ratio_summary(rows: list[dict]) -> list[dict]:
+    """The ratio rows for bench.json: median, min–max and the median's confidence interval, target, verdict."""
+    return [{k: r[k] for k in RATIO_KEYS} for r in report.ratio_rows(rows)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         total_seconds=round(total, 1),
         load_average_after=os.getloadavg()[0],
         cpu_threads=thread_counts(rows),
+        ratios=ratio_summary(rows),
     )
     smoke = "; smoke run: ratios of tiny sizes, no verdicts" if args.quick else ""
     title = f"nebulae bench ({size}{smoke}) — {machine.summary(info)}; {total:.0f} s"

@@ -9,9 +9,16 @@ Workloads (Adam lr 1e-3, softmax cross-entropy, one fixed random batch):
 - ``cnn-s2`` (not in the default set): the same CNN with each conv + max-pool replaced by one
   stride-2 conv3x3 (padding 1): same shapes, a quarter of the convolution FLOPs, no pooling op.
 - ``resnet``: ResNet-18 v1.5 with BatchNorm (train mode), 10 classes: ``hangar.ResNet(18)`` for
-  nebulae, `benchmarks.resnet` for the baselines; 3x32x32 batch 32 on CPU, 3x224x224 batch 128 with
+  nebulae, `benchmarks.resnet` for the baselines; 3x32x32 batch 32 on CPU, 3x224x224 batch 64 with
   ``--gpu``.
+- ``resnet50`` (``--gpu`` and ``--quick`` sizes only, not in the default set): ResNet-50 v1.5
+  (bottlenecks), ``hangar.ResNet(50)`` against `benchmarks.resnet`; 3x224x224 batch 64 with ``--gpu``.
 With ``--gpu`` every workload is bigger (see `GPU`) and runs on the first GPU (nebulae: ``Engine(GPU)``).
+``--precision bf16`` (or ``both``) runs every workload in mixed bf16 too, with float32 weights: nebulae
+``net.mixp("bfloat16")``; torch ``torch.autocast(<device>, torch.bfloat16)`` around forward and loss; the
+NNX baselines cast the input to bf16 and compute their layers in bf16 (float32 parameters, as nebulae's
+JAX mixp); Keras ``keras.mixed_precision.set_global_policy("mixed_bfloat16")``. Those rows have the
+workload label ``<workload> bf16`` and ``precision`` bf16 (fp32 rows keep the plain workload name).
 
 Contenders, each in its own interpreter (``NEB_CORE`` set for the nebulae ones):
 - ``nebulae-torch`` / ``nebulae-jax``: the model and a seed-style ``Train`` step craft written once
@@ -34,7 +41,10 @@ and runs a few more warm-up steps; then R repetitions of S steps are interleaved
 workers in rotated order (see benchmarks.common), each ending with a device sync (``dock.shell`` /
 ``loss.item()`` / ``jax.block_until_ready``). Every workload gets fresh workers (so peak RSS is per
 workload); ``--rounds K`` repeats this with fresh processes (start order rotated) and pools the K*R
-repetitions, which also averages over process-to-process variation. Under ``--quick`` one worker
+repetitions, which also averages over process-to-process variation. ``--until-separated N`` then adds
+rounds (fresh processes) to a workload while the 95 % confidence interval of the median of a targeted
+ratio (`benchmarks.common.median_ci`) straddles its target, up to N rounds in all and while the suite
+has run less than ``--separate-budget`` seconds. Under ``--quick`` one worker
 per contender serves every workload and set-ups overlap (fast; RSS cumulative, first steps not clean).
 Reported: median steps/s (min-max), CPU/wall, CPU threads, peak RSS (and peak device memory on a
 GPU), and ratios per repetition pair (median, min-max) and of the medians. A contender that fails
@@ -42,7 +52,8 @@ GPU), and ratios per repetition pair (median, min-max) and of the medians. A con
 `collect` gives the same as unified rows for `benchmarks.run`.
 
 Usage (repository root): ``PYTHONPATH=. python benchmarks/train_step.py [--quick | --gpu]
-[--workloads mlp,cnn,cnn-s2,resnet] [--contenders a,b] [--reps R] [--steps S] [--rounds K] [--out DIR]``.
+[--workloads mlp,cnn,cnn-s2,resnet,resnet50] [--contenders a,b] [--reps R] [--steps S] [--rounds K]
+[--until-separated N] [--precision fp32|bf16|both] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): import it as a module of `benchmarks`
@@ -105,20 +117,50 @@ QUICK = {
     "cnn": dict(_TINY_CNN, pool="max"),
     "cnn-s2": dict(_TINY_CNN, pool="stride"),
     "resnet": dict(_RESNET, image=(3, 16, 16), batch=2, steps=1),
+    "resnet50": dict(_RESNET, depth=50, image=(3, 32, 32), batch=2, steps=1),
 }
 GPU = {
     "mlp": {"dims": (784, 512, 512, 10), "batch": 1024, "steps": 100},
     "cnn": dict(_CNN, pool="max", batch=512, steps=50),
     "cnn-s2": dict(_CNN, pool="stride", batch=512, steps=50),
-    "resnet": dict(_RESNET, image=(3, 224, 224), batch=128, steps=20),
+    "resnet": dict(_RESNET, image=(3, 224, 224), batch=64, steps=20),
+    "resnet50": dict(_RESNET, depth=50, image=(3, 224, 224), batch=64, steps=10),
 }
 SIZES = {"quick": QUICK, "cpu": FULL, "gpu": GPU}
-QUICK_SKIP = {"resnet": ("jax-nnxjit",)}  # a third ResNet-18 compile would double --quick's JAX time
+QUICK_SKIP = {"resnet": ("jax-nnxjit",), "resnet50": ("jax-nnxjit",)}  # a third ResNet compile doubles JAX time
+WORKLOADS = tuple(dict.fromkeys(n for sizes in SIZES.values() for n in sizes))  # every workload of some size
+PRECISIONS = ("fp32", "bf16")
+SEPARATE_BUDGET_S = 420.0  # --until-separated starts no new round once the suite has run this long
+
+
+def label(workload: str, precision: str = "fp32") -> str:
+    """The workload's name in tables and rows: `workload` in fp32, '<workload> bf16' in bf16."""
+    return workload if precision == "fp32" else f"{workload} {precision}"
+
+
+def split_label(text: str) -> tuple[str, str]:
+    """(workload, precision) of a `label`."""
+    name, _, precision = text.partition(" ")
+    return name, precision or "fp32"
+
+
+def precisions_of(choice: str) -> list[str]:
+    """The precisions of a ``--precision`` choice: 'fp32', 'bf16' or 'both'."""
+    if choice == "both":
+        return list(PRECISIONS)
+    if choice not in PRECISIONS:
+        raise ValueError(f"--precision takes fp32, bf16 or both, got {choice!r}")
+    return [choice]
 
 
 def workload_config(name: str, size: str = "cpu") -> dict:
     """The configuration of workload `name` for `size` ('quick', 'cpu' or 'gpu'), derived fields filled in."""
-    cfg = dict(SIZES[size][name], name=name, gpu=size == "gpu")
+    if name not in WORKLOADS:
+        raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
+    if name not in SIZES[size]:
+        sizes = [k for k, v in SIZES.items() if name in v]
+        raise ValueError(f"workload {name!r} has no {size!r} size; it runs with sizes {sizes} (--quick / --gpu)")
+    cfg = dict(SIZES[size][name], name=name, gpu=size == "gpu", precision="fp32")
     if "pool" in cfg:
         c, h, w = cfg["image"]
         cfg["flat"] = cfg["chans"][1] * (h // 4) * (w // 4)  # two 2x2 max-pools or two stride-2 convolutions
@@ -204,6 +246,8 @@ def build_nebulae(cfg: dict, compiled: bool = False):
         net = hangar.ResNet(cfg["depth"], nclass=cfg["classes"], in_shape=cfg["image"])
     else:
         net = CNN(cfg) if cfg["kind"] == "cnn" else mlp_craft(dock, cfg["dims"])
+    if cfg["precision"] == "bf16":
+        net.mixp("bfloat16")
     train = train_craft(dock, net)
     if compiled:
         train.compile()
@@ -229,9 +273,9 @@ def build_torch_eager(cfg: dict, compiled: bool = False):
 
     torch.manual_seed(0)
     if cfg["kind"] == "resnet":
-        from .resnet import torch_resnet18
+        from .resnet import torch_resnet
 
-        model = torch_resnet18(cfg["classes"])
+        model = torch_resnet(cfg["depth"], cfg["classes"])
     elif cfg["kind"] == "cnn":
         (c, _, _), (c1, c2), st = cfg["image"], cfg["chans"], cfg["stride"]
         pool = nn.MaxPool2d(2) if cfg["pool"] == "max" else nn.Identity()
@@ -257,9 +301,12 @@ def build_torch_eager(cfg: dict, compiled: bool = False):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y = (torch.from_numpy(a).to(device) for a in make_batch(cfg))
 
+    bf16 = cfg["precision"] == "bf16"
+
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         return loss
@@ -274,6 +321,7 @@ def _nnx_model(cfg: dict):
     from flax import nnx
 
     rngs = nnx.Rngs(0)
+    dtype = jnp.bfloat16 if cfg["precision"] == "bf16" else None  # compute dtype; parameters stay float32
 
     class ConvNCHW(nnx.Module):
         def __init__(self, cin, cout, stride, rngs):
@@ -282,19 +330,20 @@ def _nnx_model(cfg: dict):
             self.stride = (stride, stride)
 
         def __call__(self, x):
+            w, b = (p[...] if dtype is None else p[...].astype(dtype) for p in (self.w, self.b))
             y = jax.lax.conv_general_dilated(
-                x, self.w[...], self.stride, ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW")
+                x, w, self.stride, ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW")
             )
-            return y + self.b[...][None, :, None, None]
+            return y + b[None, :, None, None]
 
     def pool(x):
         if cfg.get("pool") != "max":
             return x
-        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+        return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
 
     class MLP(nnx.Module):
         def __init__(self, d):
-            self.fc1, self.fc2, self.fc3 = (nnx.Linear(a, b, rngs=rngs) for a, b in zip(d[:-1], d[1:]))
+            self.fc1, self.fc2, self.fc3 = (nnx.Linear(a, b, dtype=dtype, rngs=rngs) for a, b in zip(d[:-1], d[1:]))
 
         def __call__(self, x):
             return self.fc3(nnx.relu(self.fc2(nnx.relu(self.fc1(x)))))
@@ -304,17 +353,17 @@ def _nnx_model(cfg: dict):
             (c, _, _), (c1, c2) = cfg["image"], cfg["chans"]
             self.conv1 = ConvNCHW(c, c1, cfg["stride"], rngs)
             self.conv2 = ConvNCHW(c1, c2, cfg["stride"], rngs)
-            self.fc1 = nnx.Linear(cfg["flat"], cfg["hidden"], rngs=rngs)
-            self.fc2 = nnx.Linear(cfg["hidden"], cfg["classes"], rngs=rngs)
+            self.fc1 = nnx.Linear(cfg["flat"], cfg["hidden"], dtype=dtype, rngs=rngs)
+            self.fc2 = nnx.Linear(cfg["hidden"], cfg["classes"], dtype=dtype, rngs=rngs)
 
         def __call__(self, x):
             x = pool(nnx.relu(self.conv2(pool(nnx.relu(self.conv1(x))))))
             return self.fc2(nnx.relu(self.fc1(x.reshape(x.shape[0], -1))))
 
     if cfg["kind"] == "resnet":
-        from .resnet import nnx_resnet18
+        from .resnet import nnx_resnet
 
-        return nnx_resnet18(cfg["classes"])
+        return nnx_resnet(cfg["depth"], cfg["classes"], compute_dtype="bfloat16" if dtype is not None else None)
     return CNN(cfg) if cfg["kind"] == "cnn" else MLP(cfg["dims"])
 
 
@@ -328,8 +377,11 @@ def _nnx_setup(cfg: dict):
     optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
     x, y = (jnp.asarray(a) for a in make_batch(cfg))
 
+    bf16 = cfg["precision"] == "bf16"
+
     def loss_fn(m, x, y):
-        return optax.softmax_cross_entropy_with_integer_labels(m(x), y).mean()
+        logits = m(x.astype(jnp.bfloat16)) if bf16 else m(x)  # mixed bf16: the input cast inside the jitted step
+        return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y).mean()
 
     return model, optimizer, x, y, loss_fn
 
@@ -397,9 +449,9 @@ def worker_main(contender: str, size: str) -> None:
     """Worker process: answer setup(workload) / rep / finish commands for `contender` at `size`."""
     live = {}
 
-    def setup(workload: str, warmup: int) -> dict:
+    def setup(workload: str, warmup: int, precision: str = "fp32") -> dict:
         live.clear()
-        cfg = workload_config(workload, size)
+        cfg = dict(workload_config(workload, size), precision=precision)
         build, (step, sync, info) = common.time_block(lambda: BUILDERS[contender](cfg))
         first, _ = common.time_block(lambda: sync(step()))
         for _ in range(warmup):
@@ -424,27 +476,94 @@ def worker_main(contender: str, size: str) -> None:
     else:
         import jax  # noqa: F401
         from flax import nnx  # noqa: F401
+    same_float32(ENGINE.get(contender, "jax"))
     common.serve({"setup": setup, "rep": rep, "finish": finish})
 
 
+def same_float32(engine: str) -> None:
+    """Give every contender the float32 precision nebulae's own steps get from Law.FLOAT32 (NEB_FLOAT32, default
+    'full'): left alone, XLA on a GPU runs TF32-class products and torch TF32 cuDNN convolutions."""
+    tf32 = os.environ.get("NEB_FLOAT32", "full").strip().lower() == "tf32"
+    if engine == "pytorch":
+        import torch
+
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+        torch.backends.cudnn.allow_tf32 = tf32
+    else:
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "high" if tf32 else "highest")
+
+
 def contenders_for(workload: str, args) -> list[str]:
-    """The contenders that run `workload` (under --quick the ResNet skips the slow-compiling @nnx.jit one)."""
-    skip = QUICK_SKIP.get(workload, ()) if args.quick else ()
+    """The contenders that run `workload` (a `label`; under --quick the ResNets skip the slow-compiling @nnx.jit)."""
+    skip = QUICK_SKIP.get(split_label(workload)[0], ()) if args.quick else ()
     return [c for c in args.contenders if c not in skip]
 
 
+def target_of(a: str, b: str) -> str:
+    """The target of the steps/s ratio `a` / `b` ('' for the peers' ratios)."""
+    return "" if b in PEER_NAMES else TARGETS.get((a, b), TARGET)
+
+
+def paired(res: dict[str, dict], a: str, b: str) -> list[float] | None:
+    """The per-repetition ratios `a` / `b` of one workload's results; None when either is missing or failed."""
+    if a not in res or b not in res or "error" in res[a] or "error" in res[b]:
+        return None
+    return [x / y for x, y in zip(res[a]["rates"], res[b]["rates"])]
+
+
+def unseparated(res: dict[str, dict]) -> list[str]:
+    """The targeted ratios of one workload's results whose median's confidence interval straddles the target."""
+    out = []
+    for a, b in RATIOS:
+        pairs, target = paired(res, a, b), target_of(a, b)
+        if pairs and target:
+            low, high = common.median_ci(pairs)[:2]
+            if common.verdict(0.0, low, high, target) == common.NOISE:
+                out.append(f"{a} / {b}")
+    return out
+
+
 def bench(names: list[str], args) -> dict[str, dict[str, dict]]:
-    """Every workload of `names`: {workload: {contender: pooled result}}.
+    """Every workload of `names` at each precision of `args.precisions`: {label: {contender: pooled result}}.
 
     Default: each workload gets `args.rounds` rounds of fresh workers (one per contender, so peak RSS
-    is per workload). Under --quick one round of workers serves all workloads (RSS is cumulative).
+    is per workload), then, with `args.until_separated` = N > 0, more rounds while a targeted ratio's
+    confidence interval straddles its target, up to N rounds and while the suite has run less than
+    `args.separate_budget` seconds. Under --quick one round of workers serves all workloads (RSS is
+    cumulative) and no rounds are added.
     """
-    groups = [names] if args.quick else [[n] for n in names]
+    start = time.perf_counter()
+    labels = [label(n, p) for p in getattr(args, "precisions", ["fp32"]) for n in names]
+    groups = [labels] if args.quick else [[n] for n in labels]
+    cap = 0 if args.quick else getattr(args, "until_separated", 0) or 0
+    budget = getattr(args, "separate_budget", SEPARATE_BUDGET_S)
     out: dict[str, dict[str, dict]] = {}
-    for i, group in enumerate(groups):
-        for k in range(args.rounds):
-            for wl, res in bench_round(group, args, i + k).items():
-                _pool(out.setdefault(wl, {}), res)
+    rounds = [0] * len(groups)
+
+    def run_round(i: int) -> None:
+        for wl, res in bench_round(groups[i], args, i + rounds[i]).items():
+            _pool(out.setdefault(wl, {}), res)
+        rounds[i] += 1
+
+    for i in range(len(groups)):
+        for _ in range(args.rounds):
+            run_round(i)
+    added = True
+    while added:  # the added rounds go to the straddling workloads in turn, not all to the first one
+        added = False
+        for i, group in enumerate(groups):
+            straddling = [f"{wl}: {r}" for wl in group for r in unseparated(out.get(wl, {}))]
+            if not straddling or rounds[i] >= cap or time.perf_counter() - start >= budget:
+                continue
+            print(f"  round {rounds[i] + 1}: CI straddles the target for {', '.join(straddling)}", file=sys.stderr)
+            run_round(i)
+            added = True
+    for group, k in zip(groups, rounds):
+        for wl in group:
+            for p in out.get(wl, {}).values():
+                p["rounds"] = k
     for error in peers.check_params(out):
         print(f"  FAILED: {error}", file=sys.stderr, flush=True)
     for res in out.values():
@@ -496,20 +615,22 @@ def bench_round(names: list[str], args, order_shift: int) -> dict[str, dict[str,
     try:
         for name in names:
             results = out[name] = {}
+            workload, precision = split_label(name)
             wanted = [c for c in common.rotated(needed, order_shift) if c in contenders_for(name, args)]
             order = [c for c in wanted if workers[c].proc.poll() is None]
             for c in set(wanted) - set(order):
                 results[c] = {"error": f"{c}: its worker exited during an earlier workload"}
-            steps = args.steps or workload_config(name, size)["steps"]
+            steps = args.steps or workload_config(workload, size)["steps"]
+            request = {"workload": workload, "warmup": warmup, "precision": precision}
             if args.quick:
                 for c in order:
-                    workers[c].send("setup", workload=name, warmup=warmup)
+                    workers[c].send("setup", **request)
             for c in order:
                 try:
                     if args.quick:
                         results[c] = workers[c].receive("setup")
                     else:
-                        results[c] = workers[c].request("setup", workload=name, warmup=warmup)
+                        results[c] = workers[c].request("setup", **request)
                 except common.WorkerError as e:  # reported in the table; the other contenders go on
                     results[c] = {"error": str(e)}
                     print(f"  [{name}] {c}: FAILED\n{e}", file=sys.stderr, flush=True)
@@ -532,6 +653,8 @@ def rows(all_results: dict[str, dict[str, dict]]) -> list[dict]:
     """The unified result rows (see benchmarks.common.RESULT_FIELDS) of `bench`'s results."""
     out = []
     for wl, res in all_results.items():
+        precision = split_label(wl)[1]
+        start = len(out)
         for c in (c for c in EVERY_CONTENDER if c in res):
             r = res[c]
             if "error" in r:
@@ -540,13 +663,13 @@ def rows(all_results: dict[str, dict[str, dict]]) -> list[dict]:
             cpu = common.median_range(r["cpu_wall"])[0]
             note = f"CPU/wall {cpu:.2f}" + (f"; traces={r['traces']}" if "traces" in r else "")
             note += f"; {r['params']}" if "params" in r else ""
+            note += f"; {r['rounds']} rounds" if r.get("rounds", 1) > 1 else ""
             base = common.result(SUITE, wl, c, "steps/s", r["rates"], "steps/s", note)
             compared = False
             for a, b in RATIOS:
-                if a == c and b in res and "error" not in res[b]:
-                    pairs = [x / y for x, y in zip(r["rates"], res[b]["rates"])]
-                    target = "" if b in PEER_NAMES else TARGETS.get((a, b), TARGET)
-                    out.append(common.with_ratio(base, b, pairs, target))
+                pairs = paired(res, a, b) if a == c else None
+                if pairs is not None:
+                    out.append(common.with_ratio(base, b, pairs, target_of(a, b)))
                     compared = True
             if not compared:
                 out.append(base)
@@ -557,27 +680,55 @@ def rows(all_results: dict[str, dict[str, dict]]) -> list[dict]:
             if count is not None:
                 what = "torch.get_num_threads()" if "torch_threads" in threads else "XLA CPU: one per visible core"
                 out.append(common.result(SUITE, wl, c, "CPU threads", [count], "threads", what))
+        for row in out[start:]:
+            row["precision"] = precision
     return out
 
 
+DEFAULT_WORKLOADS = ("mlp", "cnn", "resnet")  # what benchmarks.run measures (plus resnet50 with --gpu)
+UNTIL_SEPARATED = 4  # benchmarks.run's default cap of rounds per workload on a CPU (not --quick, not --gpu)
+
+
 def collect(
-    quick: bool = False, gpu: bool = False, engines=("pytorch", "jax"), reps: int | None = None, peers=()
+    quick: bool = False,
+    gpu: bool = False,
+    engines=("pytorch", "jax"),
+    reps: int | None = None,
+    peers=(),
+    precision: str = "fp32",
+    workloads: tuple[str, ...] | None = None,
+    until_separated: int | None = None,
+    separate_budget: float = SEPARATE_BUDGET_S,
+    steps: int | None = None,
 ) -> list[dict]:
-    """Run the suite for benchmarks.run: MLP, CNN and ResNet-18 with the contenders of `engines`; result rows.
+    """Run the suite for benchmarks.run: MLP, CNN and ResNet-18 (and ResNet-50 on a GPU) with the contenders of
+    `engines`; result rows.
 
     Args:
         quick: tiny sizes, 2 repetitions, one worker per contender for all workloads.
         gpu: the `GPU` sizes, on the first GPU.
         engines: the engines whose contenders run ("pytorch", "jax").
-        reps: timed repetitions per worker (default 7; quick 2).
+        reps: timed repetitions per worker and round (default 7; quick 2).
         peers: keys of `PEERS` whose contenders of `engines` run too (``("keras",)``; their package must be
             installed, see `benchmarks.peers.missing`).
+        precision: "fp32", "bf16" (mixed, float32 weights) or "both".
+        workloads: the workloads (default `DEFAULT_WORKLOADS`, plus resnet50 with `gpu`).
+        until_separated: the most rounds a workload gets while a targeted ratio's confidence interval
+            straddles its target (default `UNTIL_SEPARATED` on a CPU, 0 (one round) with `quick` or `gpu`).
+        separate_budget: no round is added once the suite has run this many seconds.
+        steps: steps per repetition (default: the workload's).
     """
-    args = argparse.Namespace(quick=quick, gpu=gpu, steps=None, rounds=1)
+    args = argparse.Namespace(quick=quick, gpu=gpu, steps=steps, rounds=1, separate_budget=separate_budget)
     args.reps = reps or (2 if quick else 7)
+    args.precisions = precisions_of(precision)
+    args.until_separated = (0 if quick or gpu else UNTIL_SEPARATED) if until_separated is None else until_separated
     chosen = (*DEFAULT_CONTENDERS, *(c for peer in peers for c in PEERS[peer]))
     args.contenders = [c for c in chosen if ENGINE.get(c, "jax") in engines]
-    return rows(bench(["mlp", "cnn", "resnet"], args))
+    names = list(workloads or (*DEFAULT_WORKLOADS, *(("resnet50",) if gpu else ())))
+    size = "quick" if quick else "gpu" if gpu else "cpu"
+    for name in names:
+        workload_config(name, size)  # a workload without this size: a clear error before any worker starts
+    return rows(bench(names, args))
 
 
 def _last_line(text: str, width: int = 60) -> str:
@@ -611,19 +762,26 @@ def report(all_results: dict[str, dict[str, dict]], out_dir: Path) -> str:
             rates = ";".join(f"{x:.3f}" for x in r["rates"])
             csv_rows.append(["steps/s", wl, c, "", r["first_step"], med, lo, hi, cpu, r["threads"], rss, rates, note])
     lines = [common.format_table(HEADERS, rows), "", "ratios (per interleaved repetition: median (min–max)):"]
+    level = f"{common.CI_LEVEL:.0%} CI"
     ratio_rows = []
     for wl, res in all_results.items():
         for a, b in (r for r in RATIOS if r[0] in res and r[1] in res):
             if "error" in res[a] or "error" in res[b]:
-                ratio_rows.append([wl, f"{a} / {b}", "n/a (a contender failed)", "n/a"])
+                ratio_rows.append([wl, f"{a} / {b}", "n/a (a contender failed)", "n/a", "", "", ""])
                 continue
-            pairs = [x / y for x, y in zip(res[a]["rates"], res[b]["rates"])]
+            pairs = paired(res, a, b)
             med, lo, hi = common.median_range(pairs)
+            ci_low, ci_high, _ = common.median_ci(pairs)
             of_medians = common.median_range(res[a]["rates"])[0] / common.median_range(res[b]["rates"])[0]
-            ratio_rows.append([wl, f"{a} / {b}", common.fmt_spread(med, lo, hi, 3), f"{of_medians:.3f}"])
-            note = f"ratio of medians={of_medians:.4f}"
+            target = target_of(a, b)
+            met = common.verdict(med, ci_low, ci_high, target)
+            ci = f"{ci_low:.3f}–{ci_high:.3f} (n={len(pairs)})"
+            ratio_rows.append(
+                [wl, f"{a} / {b}", common.fmt_spread(med, lo, hi, 3), ci, f"{of_medians:.3f}", target, met]
+            )
+            note = f"ratio of medians={of_medians:.4f}; {level} {ci_low:.4f}–{ci_high:.4f}; target {target} {met}"
             csv_rows.append(["ratio", wl, a, b, "", med, lo, hi, "", "", "", ";".join(f"{x:.4f}" for x in pairs), note])
-    lines.append(common.format_table(("workload", "ratio", "paired", "of medians"), ratio_rows))
+    lines.append(common.format_table(("workload", "ratio", "paired", level, "of medians", "target", "met"), ratio_rows))
     for wl, res in all_results.items():
         traces = res.get("nebulae-jax", {}).get("traces")
         if traces is not None and traces != 1:
@@ -638,9 +796,24 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny models and few steps (< 60 s in all)")
     p.add_argument("--gpu", action="store_true", help="bigger sizes (ResNet at 224x224), on the first GPU")
-    p.add_argument("--workloads", default="mlp,cnn", help="comma-separated subset of: mlp,cnn,cnn-s2,resnet")
+    p.add_argument("--workloads", default="mlp,cnn", help=f"comma-separated subset of: {','.join(WORKLOADS)}")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per worker (default 7; quick 2)")
     p.add_argument("--rounds", type=int, default=1, help="fresh worker processes per contender, results pooled")
+    p.add_argument(
+        "--until-separated",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add rounds while a targeted ratio's 95%% CI straddles its target, up to N rounds (default 0: off)",
+    )
+    p.add_argument(
+        "--separate-budget",
+        type=float,
+        default=SEPARATE_BUDGET_S,
+        metavar="S",
+        help=f"--until-separated adds no round once the suite has run S seconds (default {SEPARATE_BUDGET_S:.0f})",
+    )
+    p.add_argument("--precision", choices=("fp32", "bf16", "both"), default="fp32", help="fp32, mixed bf16 or both")
     p.add_argument("--steps", type=int, default=None, help="steps per repetition (default 30 MLP, 5 CNN, 3 ResNet)")
     p.add_argument(
         "--contenders", default=",".join(DEFAULT_CONTENDERS), help="comma-separated subset of the contenders"
@@ -655,13 +828,20 @@ def main(argv=None) -> int:
         worker_main(args.contender, args.size)
         return 0
     args.reps = args.reps or (2 if args.quick else 7)
+    args.precisions = precisions_of(args.precision)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     args.contenders += [c for peer in args.peers for c in PEERS[peer] if c not in args.contenders]
-    for given, valid in ((names, FULL), (args.contenders, EVERY_CONTENDER)):
+    for given, valid in ((names, WORKLOADS), (args.contenders, EVERY_CONTENDER)):
         unknown = sorted(set(given) - set(valid))
         if unknown or not given:
             p.error(f"unknown or no choice(s) {unknown}; choose from {sorted(valid)}")
+    size = "quick" if args.quick else "gpu" if args.gpu else "cpu"
+    for name in names:
+        try:
+            workload_config(name, size)
+        except ValueError as e:
+            p.error(str(e))
     for peer in peers.missing([peer for peer, names in PEERS.items() if set(names) & set(args.contenders)]):
         print(peers.MISSING.format(peer=peer, package=peers.PACKAGES[peer]), file=sys.stderr)
         args.contenders = [c for c in args.contenders if c not in PEERS[peer]]

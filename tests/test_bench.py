@@ -124,3 +124,140 @@ def test_bench_without_an_engine_names_the_extra():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "pip install 'nebulae[bench]'" in r.stderr and "flax" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.once
+def test_median_ci_ranks_are_the_exact_binomial_ones():
+    from math import comb
+
+    from benchmarks import common
+
+    def coverage(n: int, k: int) -> float:  # P(x_(k) <= median <= x_(n+1-k)) = 1 - 2 P(B <= k-1), B ~ bin(n, 1/2)
+        return 1 - 2 * sum(comb(n, i) for i in range(k)) / 2**n
+
+    # the textbook sign-test ranks at 95 %: min–max up to n = 8, then 2 (n 9-11), 3 (12-14), 6 (n = 20), 10 (n = 30)
+    expected = {1: 1, 2: 1, 5: 1, 8: 1, 9: 2, 11: 2, 12: 3, 14: 3, 15: 4, 20: 6, 21: 6, 30: 10, 35: 12}
+    for n, k in expected.items():
+        got, cov = common.median_ci_rank(n)
+        assert got == k and cov == pytest.approx(coverage(n, k)), (n, got, cov)
+        assert cov >= 0.95 or k == 1
+        assert k == 1 or coverage(n, k + 1) < 0.95 or k + 1 > (n + 1) // 2
+    assert common.median_ci_rank(5)[1] == pytest.approx(0.9375)  # min–max of 5 covers only 93.75 %
+    assert common.median_ci_rank(20, 0.99)[0] == 4
+    values = [1.05, 0.90, 1.20, 0.97, 1.01, 0.99, 1.10, 0.93, 1.02, 1.04]  # n = 10: the 2nd and 9th values
+    assert common.median_ci(values)[:2] == (0.93, 1.10)
+    with pytest.raises(ValueError, match="at least one value"):
+        common.median_ci_rank(0)
+
+
+@pytest.mark.once
+def test_ratio_verdicts_rest_on_the_confidence_interval_of_the_median():
+    from benchmarks import common
+
+    row = common.result("train_step", "mlp", "nebulae-torch", "steps/s", [10.0], "steps/s")
+    # 20 ratios: two outliers below the target, the CI (6th..15th values) wholly above it: yes, though min–max straddles
+    ratios = [0.80, 0.90] + [1.00 + 0.01 * i for i in range(18)]
+    r = common.with_ratio(row, "torch-eager", ratios, ">= 0.95")
+    assert r["ratio_min"] == 0.80 and r["met"] == "yes"
+    assert (r["ratio_ci_low"], r["ratio_ci_high"], r["ratio_n"]) == (1.03, 1.12, 20)
+    # a 3 % gap with a tight spread is separated; the same median with a wide spread is within noise
+    tight = [0.92 + 0.001 * i for i in range(20)]
+    assert common.with_ratio(row, "b", tight, ">= 0.95")["met"] == "no"
+    wide = [0.80 + 0.015 * i for i in range(20)]  # CI 0.875-1.01
+    assert common.with_ratio(row, "b", wide, ">= 0.95")["met"] == common.NOISE
+    assert common.with_ratio(row, "b", wide, "<= 1.10")["met"] == "yes"
+    # few ratios: the CI is their min–max
+    few = common.with_ratio(row, "b", [0.96, 1.2, 0.94], ">= 0.95")
+    assert (few["ratio_ci_low"], few["ratio_ci_high"], few["met"]) == (0.94, 1.2, common.NOISE)
+    assert common.with_ratio(row, "b", [1.0, 1.1], "")["met"] == ""
+
+
+@pytest.mark.once
+def test_adaptive_rounds_look_only_at_targeted_ratios_that_straddle():
+    from benchmarks import train_step
+
+    def res(rates: list[float]) -> dict:
+        return {"rates": rates}
+
+    base = [10.0] * 9
+    results = {
+        "nebulae-torch": res([9.0, 9.6, 10.4, 9.2, 10.6, 9.8, 10.2, 9.4, 10.8]),  # straddles 0.95 vs torch-eager
+        "torch-eager": res(base),
+        "nebulae-jax": res([12.0] * 9),  # clearly above both JAX baselines
+        "jax-functional": res(base),
+        "jax-nnxjit": res(base),
+        "keras-torch-tob": res([20.0] * 9),  # a peer: no target, never asks for more rounds
+    }
+    assert train_step.unseparated(results) == ["nebulae-torch / torch-eager"]
+    results["torch-eager"] = {"error": "boom"}
+    assert train_step.unseparated(results) == []
+    assert train_step.label("resnet", "bf16") == "resnet bf16" and train_step.label("resnet") == "resnet"
+    assert train_step.split_label("resnet50 bf16") == ("resnet50", "bf16")
+    assert train_step.split_label("mlp") == ("mlp", "fp32")
+    assert train_step.precisions_of("both") == ["fp32", "bf16"]
+    with pytest.raises(ValueError, match="resnet50.*'cpu'"):
+        train_step.workload_config("resnet50", "cpu")
+
+
+def test_hand_written_resnets_have_the_parameter_counts_of_nebulae(engine):
+    import math
+
+    from benchmarks import resnet
+    from nebulae.astro import hangar
+
+    counts = {}
+    for depth in (18, 50):
+        if engine == "pytorch":
+            model = resnet.torch_resnet(depth, 10)
+            counts[depth] = sum(p.numel() for p in model.parameters())
+        else:
+            import jax
+            from flax import nnx
+
+            model = resnet.nnx_resnet(depth, 10)
+            counts[depth] = sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+        assert counts[depth] == hangar.nparams(hangar.ResNet(depth, nclass=10, in_shape=(3, 32, 32))), depth
+    assert counts == {18: 11_181_642, 50: 23_528_522}  # torchvision's resnet18 / resnet50 with a 10-class head
+
+
+@pytest.mark.once
+def test_gpu_check_script_dry_run_writes_fp32_and_bf16_rows(tmp_path):
+    out = tmp_path / "gpu"
+    env = dict(_env(), GPU_CHECK_DRY="1", GPU_CHECK_WORKLOADS="mlp", GPU_CHECK_ENGINES="pytorch", PYTHON=sys.executable)
+    r = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    log = (out / "gpu_check.log").read_text()
+    assert r.returncode == 0, log[-6000:]
+    assert "every step ok" in log and "=== gpu-tests" in log and "jax" in log
+    for run in ("pytorch-mlp-fp32", "pytorch-mlp-bf16"):
+        assert (out / f"bench-{run}" / "bench.csv").exists(), run
+    with open(out / "bench.csv", newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row["suite"] == "train_step"]
+    ratios = {(row["workload"], row["precision"]) for row in rows if row["ratio_to"] == "torch-eager"}
+    assert ratios == {("mlp", "fp32"), ("mlp bf16", "bf16")}, ratios
+    assert not [row for row in rows if row["met"] == "FAILED"]
+    info = json.loads((out / "bench.json").read_text())
+    assert set(info["runs"]) == {"bench-pytorch-mlp-fp32", "bench-pytorch-mlp-bf16"}
+    bf16 = info["runs"]["bench-pytorch-mlp-bf16"]
+    assert "--precision bf16" in bf16["command"] and bf16["ratios"][0]["precision"] == "bf16"
+    assert "mlp bf16" in (out / "bench.md").read_text()
+
+
+@pytest.mark.once
+def test_gpu_check_script_reports_a_failed_step_and_keeps_what_it_wrote(tmp_path):
+    out = tmp_path / "gpu"
+    env = dict(_env(), GPU_CHECK_DRY="1", GPU_CHECK_WORKLOADS="nosuch", GPU_CHECK_PRECISIONS="fp32")
+    env.update(GPU_CHECK_ENGINES="pytorch", PYTHON=sys.executable)
+    script = str(ROOT / "benchmarks" / "gpu_check.sh")
+    r = subprocess.run(["bash", script, str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    log = (out / "gpu_check.log").read_text()
+    assert r.returncode == 1, log[-6000:]
+    assert "=== machine: ok" in log and "=== gpu-tests: ok" in log  # the GPU tests skip on a CPU
+    assert "unknown workload 'nosuch'" in log and "not ok: bench-pytorch-nosuch-fp32 (exit 1)" in log
+    assert (out / "gpu_tests.xml").exists() and (out / "bench-pytorch-nosuch-fp32" / "bench.csv").exists()

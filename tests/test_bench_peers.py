@@ -28,12 +28,17 @@ def _env() -> dict[str, str]:
 
 KERAS_COUNTS = """
 import json, sys
+import keras
 from benchmarks import peers, train_step
 counts = {}
 for size in ("quick", "cpu"):
     for name in sys.argv[1:]:
         model = peers.keras_model(train_step.workload_config(name, size))
         counts[f"{size}/{name}"] = peers.trainable_params(model)
+keras.mixed_precision.set_global_policy("mixed_bfloat16")  # what build_keras sets for precision bf16
+model = peers.keras_model(train_step.workload_config("resnet50", "gpu"))
+counts["gpu/resnet50 bf16"] = peers.trainable_params(model)
+counts["bf16 dtypes"] = sorted({model.layers[-1].compute_dtype, model.layers[-1].variable_dtype})
 print(json.dumps(counts))
 """
 
@@ -62,6 +67,11 @@ def test_keras_models_have_the_parameter_counts_of_nebulae(engine):
             assert counts[f"{size}/{name}"] == info()["nparams"] > 0, (size, name)
     assert counts["cpu/mlp"] == 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
     assert counts["cpu/resnet"] == 11_181_642  # torchvision's resnet18 with a 10-class head
+    from nebulae.astro import hangar
+
+    nebulae50 = hangar.nparams(hangar.ResNet(50, nclass=10, in_shape=(3, 224, 224)))
+    assert counts["gpu/resnet50 bf16"] == nebulae50 == 23_528_522  # torchvision's resnet50, 10 classes
+    assert counts["bf16 dtypes"] == ["bfloat16", "float32"]  # mixed: bf16 compute, float32 variables
 
 
 @pytest.mark.once
