@@ -124,7 +124,7 @@ class _Rank:
     conn: object
     stack: str
     report: tuple[str, str | None, str] | None = None  # (traceback, "lost"/"timeout" when peers failed it, type)
-    ended: float | None = None  # when the launcher saw it exit
+    ended: float | None = None  # when the launcher saw it return (its report pipe closed empty) or exit
     failed: float | None = None  # when the launcher saw it fail
 
     def failure(self) -> bool:
@@ -179,16 +179,20 @@ def _watch(ranks: list[_Rank]) -> list[_Rank] | None:
         left = None if first is None else first + SETTLE - time.monotonic()
         if left is not None and left <= 0:
             break
-        for ready in wait(list(waiting), left):
+        ready_now = wait(list(waiting), left)
+        now = time.monotonic()  # one time for the batch: a rank's return and a peer's loss it caused tie
+        for ready in ready_now:
             r = waiting.pop(ready)
             if ready is r.conn:
                 with contextlib.suppress(EOFError, OSError):
                     r.report = r.conn.recv()
+                if r.report is None:  # closed without a report: its universe returned (its exit comes later)
+                    r.ended = r.ended or now
             else:
                 r.proc.join()
-                r.ended = time.monotonic()
+                r.ended = r.ended or now
             if r.failed is None and r.failure():
-                r.failed = time.monotonic()
+                r.failed = now
                 first = first or r.failed
         if first is None and all(r.proc.exitcode == 0 for r in ranks):
             return None
