@@ -105,8 +105,9 @@ class Universe(Protocol):
     def share(self, world: int) -> int:
         """How many of the `world` worlds (devices) one process drives."""
 
-    def sync(self, craft: Any, sync_bn: bool, world: int) -> Any:
-        """Prepare `craft` for data-parallel training over `world` worlds; return what to use in its place."""
+    def sync(self, craft: Any, sync_bn: bool, world: int, shard: str | None = None) -> Any:
+        """Prepare `craft` for data-parallel training over `world` worlds; return what to use in its place.
+        `shard` 'params': its parameters, gradients and optimizer state split over the worlds (None: replicated)."""
 
     def peer_fault(self, exc: BaseException) -> str | None:
         """'lost' / 'timeout' when `exc` only reports that the other ranks failed this one, else None."""

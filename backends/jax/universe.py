@@ -1,8 +1,11 @@
 """Data parallelism on JAX: one process drives a device Mesh with axis 'data' (SPMD, no pmap).
 
-`sync` replicates a craft's state on the mesh (NamedSharding with an empty PartitionSpec); `coat`
-then shards batches on their first axis, and every compiled step runs SPMD over the mesh: XLA
-inserts the gradient all-reduce, and batch statistics (BN) are computed over the global batch.
+`sync` replicates a craft's state on the mesh (NamedSharding with an empty PartitionSpec), or with
+shard='params' splits each floating-point state array over it (backends/jax/sharding.py: FSDP / ZeRO-3);
+`coat` then shards batches on their first axis, and every compiled step runs SPMD over the mesh: XLA
+inserts the gradient all-reduce (or, for split state, the weight gathers and gradient reduce-scatters),
+and batch statistics (BN) are computed over the global batch. A compiled step writes each state array
+back with the placement it came in with (`placement`), so the state stays split after steps.
 Several hosts join through `jax.distributed.initialize` (one process per host).
 """
 
@@ -23,11 +26,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from nebulae.cockpit.launch import SETTLE, died_silently
 from nebulae.cockpit.multiverse import not_a_craft
 
+from . import sharding as _sharding
 from . import tensor
 
 SPAWNS = False  # one process drives all local devices
 AXIS = "data"
 _mesh: Mesh | None = None
+_shard: str | None = None  # Multiverse(shard=...): None (replicated) or 'params' (split state)
 _joined = False
 _CLUSTER_SIZES = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")  # clusters jax.distributed detects by itself
 
@@ -64,14 +69,14 @@ def join(world: int, timeout: float) -> None:
 def leave(clean: bool = True) -> None:
     # not clean: no shutdown barrier (the peers may be dead or never get there; it would wait for the heartbeat
     # timeout, then abort the process); the process ends at exit without it (`_end_abandoned`)
-    global _joined, _mesh, _abandoned
+    global _joined, _mesh, _shard, _abandoned
     if _joined:
         if clean:
             jax.distributed.shutdown()
         else:
             _abandoned = True
         _joined = False
-    _mesh, tensor._sharding = None, None
+    _mesh, _shard, tensor._sharding = None, None, None
 
 
 def _end_abandoned() -> None:
@@ -145,16 +150,37 @@ def replicated():
     return None if _mesh is None else NamedSharding(_mesh, PartitionSpec())
 
 
-def sync(craft, sync_bn: bool, world: int):
-    # the craft itself, its whole state replicated on the mesh of `world` devices (made on first use);
-    # batch statistics are global whatever `sync_bn` says: the step sees the whole batch
+def shard_mode() -> str | None:
+    """How the state lies on the mesh: None (replicated, also outside a Multiverse) or 'params' (split)."""
+    return _shard
+
+
+def placement(value) -> NamedSharding | None:
+    """Where a state array (or a tracer of one) lives on the world's mesh: replicated, or with shard='params'
+    split by the rule of backends/jax/sharding.py; None outside a Multiverse.
+
+    Args:
+        value: the state array; only its shape and dtype are read.
+    """
+    if _mesh is None:
+        return None
+    if _shard is None:
+        return replicated()
+    return _sharding.placement(_mesh, AXIS, value)
+
+
+def sync(craft, sync_bn: bool, world: int, shard: str | None = None):
+    # the craft itself, its whole state replicated (or, shard='params', split) on the mesh of `world` devices
+    # (made on first use); state made later (an optimizer's slots) is placed by the same rule when its step is
+    # planned (step/plan.py). Batch statistics are global whatever `sync_bn` says: the step sees the whole batch
+    global _shard
     if not isinstance(craft, nnx.Module):
         raise not_a_craft(craft)
     _make_mesh(world)
-    place = replicated()
+    _shard = shard
     for _, v in nnx.iter_graph(craft):
         if isinstance(v, nnx.Variable):
-            v.set_raw_value(jax.device_put(v.get_raw_value(), place))
+            v.set_raw_value(jax.device_put(v.get_raw_value(), placement(v.get_raw_value())))
     return craft
 
 

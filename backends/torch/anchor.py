@@ -33,6 +33,7 @@ from nebulae.cockpit.engine import check_gpu_count, no_gpu, restrict_gpus
 
 from . import ema as _ema
 from . import optim as _optim
+from . import sharding as _sharding
 from . import tensor as _tensor
 
 SUFFIX = ".pth"
@@ -51,6 +52,12 @@ def swapped_emas(craft) -> list[str]:
 
 def save(craft, path: str, meta: dict, scope: str | None, asynchronous: bool):
     full = craft.state_dict()
+    if any(_sharding.is_sharded(v) for v in full.values()):
+        raise RuntimeError(
+            f"TimeMachine: {type(craft).__name__} holds sharded parameters (Multiverse(shard='params')), which a "
+            "'.pth' anchor written by rank 0 alone cannot hold; drop to a '.h5' file (every rank gathers the "
+            "weights) or train unsharded"
+        )
     state = OrderedDict((k, v) for k, v in full.items() if statedict.within(k.replace(".", "/"), scope))
     state._metadata = getattr(full, "_metadata", OrderedDict())  # module versions, read by load_state_dict
     anchors.check_some(state, craft, scope)

@@ -10,7 +10,7 @@ from torch import nn
 
 from nebulae.astro.crafts.craft import CraftBase
 
-from . import kernels
+from . import kernels, sharding
 from . import step as _step
 
 __all__ = ["Craft"]
@@ -138,8 +138,9 @@ class Craft(CraftBase, nn.Module):
         }
 
     def export_weights(self) -> dict[str, np.ndarray]:
-        """Parameters and buffers (BN statistics) as {path: NumPy array}, paths joined with '/'."""
-        return {k: v.detach().cpu().numpy().copy() for k, v in self.named_weights().items()}
+        """Parameters and buffers (BN statistics) as {path: NumPy array}, paths joined with '/'. A sharded craft's
+        (Multiverse(shard='params')) arrays are whole: every rank must call it (it gathers them)."""
+        return {k: sharding.full(v.detach()).cpu().numpy().copy() for k, v in self.named_weights().items()}
 
     def weight_shape(self, weight: torch.Tensor) -> tuple[int, ...]:
         return tuple(weight.shape)
@@ -147,4 +148,4 @@ class Craft(CraftBase, nn.Module):
     @torch.no_grad()
     def load_weights(self, chosen: dict[str, np.ndarray], own: dict[str, torch.Tensor]) -> None:
         for key, array in chosen.items():
-            own[key].copy_(torch.as_tensor(array, dtype=own[key].dtype))
+            own[key].copy_(sharding.like(torch.as_tensor(array, dtype=own[key].dtype), own[key]))

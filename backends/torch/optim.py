@@ -8,11 +8,14 @@ every `grad_accum` calls: unscale, clip, set the scheduled rate, step (see `step
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from nebulae.astro import optconf, statedict
 from nebulae.astro.crafts.updaters import check_chosen
 
+from . import sharding
 from . import step as _step
 from .craft import Craft
 
@@ -99,7 +102,23 @@ def _nonfinite(tensors: list[torch.Tensor]) -> torch.Tensor:
     if not tensors:
         return torch.zeros((), dtype=torch.bool)
     device = tensors[0].device
-    return ~torch.stack([t.sum(dtype=torch.float32).to(device) for t in tensors]).isfinite().all()
+    bad = ~torch.stack([sharding.local(t).sum(dtype=torch.float32).to(device) for t in tensors]).isfinite().all()
+    if any(sharding.is_sharded(t) for t in tensors):  # each rank saw its own shards: any rank's flag counts
+        bad = bad.to(torch.int32)
+        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        bad = bad.bool()
+    return bad
+
+
+_live: weakref.WeakSet = weakref.WeakSet()  # every attached Updater, for `repoint`
+
+
+def repoint(replaced: dict[int, torch.nn.Parameter]) -> None:
+    """Point every optimizer holding a replaced parameter (`replaced`: id of the old one -> the new one) at the new
+    ones (FSDP2 replaces a craft's parameters when it shards them)."""
+    for updater in list(_live):
+        if any(id(p) in replaced for p in updater._params):
+            updater._repoint(replaced)
 
 
 class Updater(Craft):
@@ -112,6 +131,8 @@ class Updater(Craft):
         check_chosen(self, hull, chosen)
         self._params = chosen
         self._optim = _build(self.conf, chosen)
+        self._sharded = any(sharding.is_sharded(p) for p in chosen)
+        _live.add(self)
         device = chosen[0].device.type
         self._scaler = torch.amp.GradScaler(
             device,
@@ -125,6 +146,18 @@ class Updater(Craft):
         self._updates = 0
         self._skipped = 0
         self._bad: torch.Tensor | None = None  # a device flag: a non-finite loss in this grad_accum cycle
+
+    def _repoint(self, replaced: dict[int, torch.nn.Parameter]) -> None:
+        if self._calls or self._optim.state:
+            raise RuntimeError(
+                f"{type(self).__name__}: its craft was sharded (Multiverse(shard='params')) after it had trained; "
+                "call mv.sync(craft) before the first step"
+            )
+        chosen = [replaced.get(id(p), p) for p in self._params]
+        self._params = chosen
+        self._optim = _build(self.conf, chosen)
+        self._sharded = any(sharding.is_sharded(p) for p in chosen)
+        self._index = {id(p): j for j, p in enumerate(chosen)}
 
     def check_call(self) -> None:
         pass  # torch: optz(loss) outside a step differentiates and updates at once
@@ -153,7 +186,10 @@ class Updater(Craft):
         held = [p.grad for p in own]  # gradients someone else left: not ours, restored after
         for p in own:
             p.grad = None
-        scaled.backward(inputs=own, retain_graph=retain_graph)
+        if self._sharded:  # FSDP2 reduce-scatters into the sharded parameters, which are not in the graph themselves
+            scaled.backward(retain_graph=retain_graph)
+        else:
+            scaled.backward(inputs=own, retain_graph=retain_graph)
         grads = []
         for p, before in zip(own, held):
             g, p.grad = p.grad, before

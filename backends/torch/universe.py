@@ -1,4 +1,4 @@
-"""Data parallelism on torch: one process per world, a torch.distributed group, DDP-wrapped crafts.
+"""Data parallelism on torch: one process per world, a torch.distributed group, DDP-wrapped (or FSDP2-sharded) crafts.
 
 `cockpit.Multiverse` starts the processes (or finds torchrun's) and calls these functions in each
 of them. gloo on CPU, NCCL for CUDA tensors (the group is made with both when NCCL is built in).
@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nebulae.cockpit.multiverse import not_a_craft
 
-from . import tensor
+from . import sharding, tensor
 
 SPAWNS = True  # one process per world
 
@@ -81,14 +81,17 @@ class World(DistributedDataParallel):
         return f"World({self.module!r})"
 
 
-def sync(craft, sync_bn: bool, world: int):
+def sync(craft, sync_bn: bool, world: int, shard: str | None = None):
     # a DDP wrapper (rank 0's weights broadcast to all ranks; gradients averaged in backward); `sync_bn`:
-    # batch-norm statistics over the whole world's batch (an all-reduce per BN layer). Outside a process
-    # group the craft comes back unchanged.
+    # batch-norm statistics over the whole world's batch (an all-reduce per BN layer). shard='params': the
+    # craft itself, its parameters split over the ranks by FSDP2 (see sharding.py; sync_bn works the same).
+    # Outside a process group the craft comes back unchanged.
     if not isinstance(craft, nn.Module):
         raise not_a_craft(craft)
     if not dist.is_initialized() or dist.get_world_size() == 1 or isinstance(craft, World):
         return craft
+    if shard is not None and shard != "params":
+        raise ValueError(f"Multiverse: shard must be None or 'params', got {shard!r}")
     if sync_bn:
         from nebulae.astro.crafts.norm import BN
 
@@ -96,6 +99,8 @@ def sync(craft, sync_bn: bool, world: int):
             if isinstance(m, BN):
                 m._synced = True
     device = next((p.device for p in craft.parameters()), tensor.device())
+    if shard == "params":
+        return sharding.shard(craft, device)
     if device.type == "cuda":
         return World(craft, device_ids=[device], output_device=device)
     return World(craft)

@@ -8,7 +8,7 @@ Wrap the script's main function, `launch(mv)`, and call it::
 Inside `launch`: `mv.init()`, `Engine(device, ngpus=mv.nworld)`, `net = mv.sync(net, tanks)`, and
 `mv.reduce(value)` for metrics. torch runs one process per world (spawned; gloo on CPU, NCCL on
 GPU; DDP), or the processes torchrun started. JAX runs one process over a device Mesh with axis
-'data' (SPMD): state replicated, batches split on their first axis. On both engines a Tank's
+'data' (SPMD): state replicated (split with shard='params'), batches split on their first axis. On both engines a Tank's
 `batch_size` is per world, so the global batch is `batch_size * nworld` either way.
 """
 
@@ -40,6 +40,9 @@ def _under_torchrun() -> bool:
     return all(v in os.environ for v in _TORCHRUN_VARS)
 
 
+SHARDS = (None, "params")  # Multiverse(shard=...): replicated, or parameters + gradients + optimizer state split
+
+
 class Multiverse:
     """Run `universe(mv, *args, **kwargs)` in `nworld` worlds (devices) with data-parallel training.
 
@@ -49,6 +52,10 @@ class Multiverse:
     nworld: how many worlds (devices). Under torchrun, its WORLD_SIZE wins.
     sync_bn: on torch, BN statistics over all worlds' batches (JAX always uses the global batch).
     timeout: seconds a collective may wait for the other ranks before it fails (torch / multi-host).
+    shard: None (default: every world holds the whole model) or 'params': parameters, gradients and optimizer
+        state are split over the worlds (torch FSDP2 `fully_shard`; JAX `NamedSharding` of each array on its
+        largest dimension that divides by the world count), the step unchanged. For a model, or optimizer
+        state, that does not fit one device.
 
     If any rank raises, dies or hangs, the other ranks are stopped and the call raises WorldError naming
     the rank that failed first, how (its exception, signal or exit status, or a hang), with its traceback
@@ -56,13 +63,24 @@ class Multiverse:
     original is its __cause__). Ranks end within a second of a killed launcher.
     """
 
-    def __init__(self, universe: Callable, nworld: int = 1, *, sync_bn: bool = False, timeout: float = 600.0):
+    def __init__(
+        self,
+        universe: Callable,
+        nworld: int = 1,
+        *,
+        sync_bn: bool = False,
+        timeout: float = 600.0,
+        shard: str | None = None,
+    ):
         if not callable(universe):
             raise TypeError(f"Multiverse(universe, ...) needs the script's main function, got {universe!r}")
         if not isinstance(nworld, int) or isinstance(nworld, bool) or nworld < 1:
             raise ValueError(f"nworld must be a positive integer, got {nworld!r}")
+        if shard not in SHARDS:
+            raise ValueError(f"Multiverse: shard must be one of {SHARDS}, got {shard!r}")
         self.universe = universe
         self._nworld = nworld
+        self.shard = shard
         self.sync_bn = bool(sync_bn)
         self.timeout = float(timeout)
         self._joined = False
@@ -162,7 +180,7 @@ class Multiverse:
         universe = _universe()
         single = not isinstance(models, (list, tuple))
         crafts = [models] if single else list(models)
-        synced = [universe.sync(c, self.sync_bn, self._nworld) for c in crafts]
+        synced = [universe.sync(c, self.sync_bn, self._nworld, self.shard) for c in crafts]
         tanks = [data] if data and not isinstance(data, (list, tuple)) else list(data or ())
         for tank in tanks:
             if not hasattr(tank, "shard"):

@@ -1,7 +1,7 @@
 """The compile part of a compiled step: the cache key, `jax.jit` with donation (off CPU), and the call itself.
 
 Cache key: the outer mode context (plus any in-context `gear()` overrides), the argument
-structure and static (non-array) arguments, value checks on/off and the Multiverse mesh;
+structure and static (non-array) arguments, value checks on/off, the Multiverse mesh and its shard mode;
 `jax.jit` adds input shapes and dtypes. The Python cost of a call is a flat loop over the
 Variables plus JAX's dispatch.
 """
@@ -50,7 +50,7 @@ def compiled_call(craft, args: tuple, kwargs: dict):
     probing = ctx_key is not None and ctx_key[0] == "prober"
     wrt = _wrt_positions(ctx, args, dyn_pos) if probing else ()
     checked = checks.enabled()
-    key = (ctx_key, arg_def, statics, dyn_pos, wrt, checked, universe.mesh())
+    key = (ctx_key, arg_def, statics, dyn_pos, wrt, checked, universe.mesh(), universe.shard_mode())
     stats = plan.stats
     before = stats.traces
     start = time.perf_counter()
@@ -148,7 +148,7 @@ def _make_step(plan: Plan, ctx_key, arg_def, statics, dyn_pos, wrt):
     """The function `jax.jit` compiles: forward, then the train or probe update as the mode asks."""
     kind = ctx_key[0] if ctx_key else None
     forward = make_forward(plan, ctx_key, arg_def, statics, dyn_pos)
-    place = universe.replicated()
+    place = universe.placement if universe.mesh() is not None else None
 
     def step(values, arrays):
         _local.calling.traces += 1
@@ -158,8 +158,9 @@ def _make_step(plan: Plan, ctx_key, arg_def, statics, dyn_pos, wrt):
             result = probe_step(plan, forward, values, arrays, wrt)
         else:
             result = train_step(plan, forward, values, arrays)
-        if place is not None:  # the new state stays replicated on the Multiverse's mesh
-            result = (result[0], jax.lax.with_sharding_constraint(result[1], place), *result[2:])
+        if place is not None:  # the new state keeps its placement on the Multiverse's mesh (replicated or split)
+            state = [jax.lax.with_sharding_constraint(v, place(v)) for v in result[1]]
+            result = (result[0], state, *result[2:])
         return result
 
     return step

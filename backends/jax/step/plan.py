@@ -63,12 +63,12 @@ class Plan:
             raise RuntimeError(f"nebulae: cannot map state leaf {e} of {type(craft).__name__} to a Variable") from None
         self.fast = all(hasattr(v, "_raw_value") for v in self.variables)  # a slot on flax 0.12
         seen: set[int] = set()
-        place = universe.replicated()
         for v in self.variables:  # donation needs distinct buffers: give shared ones their own copy
             raw = v.get_raw_value()
             if id(raw) in seen:
                 v.set_raw_value(jnp.array(raw, copy=True))
-            if place is not None and getattr(raw, "sharding", None) != place:  # under a Multiverse: replicated
+            place = universe.placement(raw)  # under a Multiverse: replicated, or split (shard='params')
+            if place is not None and getattr(raw, "sharding", None) != place:
                 v.set_raw_value(jax.device_put(v.get_raw_value(), place))
             seen.add(id(raw))
         index = {id(v): i for i, v in enumerate(self.variables)}
