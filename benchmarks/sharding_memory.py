@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as a script (python benchmarks/x.py): impor
 import numpy as np
 
 from . import common
+from .train_step import train_craft
 
 WORLDS = 2
 MODELS = ("mlp", "resnet18")
@@ -64,24 +65,10 @@ def _jax_world(mv, model: str, steps: int, out: dict) -> None:
         def run(self, x):
             return self.fc2(self.act(self.bn(self.fc1(x))))
 
-    class Train(dock.Craft):
-        def __init__(self, net):
-            super().__init__("TRAIN")
-            self.net = net
-            self.loss = dock.SftmXE()
-            self.optz = dock.Adam(net, lr=1e-3)
-
-        def run(self, x, z):
-            with dock.Rudder() as rd:
-                self.net.gear(rd)
-                loss = self.loss(self.net(x), z)
-                self.optz(loss)
-            return loss
-
     mv.init()
     init.seed(0)
     net = mv.sync(MLP() if model == "mlp" else hangar.ResNet(18, nclass=10, in_shape=(3, 32, 32)))
-    train = Train(net)
+    train = train_craft(dock, net)  # the seed-style step: softmax cross-entropy, Adam(lr=1e-3)
     shape, nclass = BATCHES[model]
     rng = np.random.default_rng(0)
     for _ in range(steps):
