@@ -3,8 +3,9 @@
 Convolution kernels are neutral (O, I/groups, *spatial), as torch stores them; here they are held spatial-first,
 (*spatial, I/groups, O) (HWIO, as Flax and Keras keep them): XLA:CPU's convolutions and their gradients then
 need no relayout of the kernel or of its optimizer slots in each step. A stored Variable carries the axes it
-was permuted by as metadata; every boundary (export and import, `named_weights` shapes, Prober gradients,
-anchors' key table, `.h5`) goes through `neutral`/`stored` so that users see the neutral layout.
+was permuted by as metadata; every boundary (export and import, `weight_shape`, Prober gradients, EMA shadows,
+summaries, `.h5`) goes through `to_neutral`/`to_stored` so that users see the neutral layout. Anchors hold the
+stored layout (format 2); `from_format_1` reads the older, all-neutral ones.
 """
 
 from __future__ import annotations
